@@ -1,0 +1,23 @@
+# COAP_EDGE_SANITIZE=address,undefined instruments our code and, through COAP_EDGE_DEPS_C_FLAGS,
+# libcoap and mbedTLS, so that a memory error in the C stack underneath is reported too.
+# COAP_EDGE_FUZZ adds libFuzzer's coverage instrumentation (clang only).
+set(_san_flags "")
+if(COAP_EDGE_SANITIZE)
+  string(APPEND _san_flags " -fsanitize=${COAP_EDGE_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all")
+endif()
+if(COAP_EDGE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "COAP_EDGE_FUZZ needs clang: -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  string(APPEND _san_flags " -fsanitize=fuzzer-no-link")
+endif()
+if(_san_flags)
+  string(APPEND CMAKE_C_FLAGS "${_san_flags}")
+  string(APPEND CMAKE_CXX_FLAGS "${_san_flags}")
+  if(COAP_EDGE_SANITIZE)
+    string(APPEND CMAKE_EXE_LINKER_FLAGS " -fsanitize=${COAP_EDGE_SANITIZE}")
+  endif()
+  if(NOT COAP_EDGE_DEPS_C_FLAGS)
+    set(COAP_EDGE_DEPS_C_FLAGS "${_san_flags}" CACHE STRING "" FORCE)
+  endif()
+endif()

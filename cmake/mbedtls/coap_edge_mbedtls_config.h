@@ -1,0 +1,52 @@
+/*
+ * coap-edge's mbedTLS configuration, appended to mbedTLS's default configuration
+ * (include/mbedtls/mbedtls_config.h) when the pinned tarball is unpacked, and installed with the
+ * headers. mbedTLS itself, libcoap and coap-edge therefore compile against one configuration by
+ * construction: a user config seen by only some translation units changes struct layouts
+ * (e.g. the renegotiation fields of mbedtls_ssl_context) and silently breaks the ABI.
+ *
+ * What we want from the stack: DTLS 1.2 only, with cookies, anti-replay and Connection ID
+ * (RFC 9146), the RFC 7252 mandatory suites plus their AES-128-GCM variants, nothing else.
+ */
+#ifndef COAP_EDGE_MBEDTLS_CONFIG_H
+#define COAP_EDGE_MBEDTLS_CONFIG_H
+
+/* TLS 1.3 is not used over DTLS here, and renegotiation is a precondition of CVE-2026-50713
+ * (together with a bad-MAC limit, which we never set: see MBEDTLS_SSL_DTLS_BADMAC_LIMIT below). */
+#undef MBEDTLS_SSL_PROTO_TLS1_3
+#undef MBEDTLS_SSL_TLS1_3_COMPATIBILITY_MODE
+#undef MBEDTLS_SSL_RENEGOTIATION
+#undef MBEDTLS_SSL_DTLS_BADMAC_LIMIT
+#undef MBEDTLS_SSL_EARLY_DATA
+
+/* Key exchanges we do not offer: only PSK and ECDHE-ECDSA (RFC 7252 §9.1.3.1, §9.1.3.3). */
+#undef MBEDTLS_KEY_EXCHANGE_DHE_PSK_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_RSA_PSK_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_RSA_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_DHE_RSA_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_ECDHE_RSA_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_ECDH_ECDSA_ENABLED
+#undef MBEDTLS_KEY_EXCHANGE_ECDH_RSA_ENABLED
+
+/* The order is our preference: CCM_8 first (what constrained nodes implement), then GCM. */
+#define MBEDTLS_SSL_CIPHERSUITES                       \
+    MBEDTLS_TLS_PSK_WITH_AES_128_CCM_8,                \
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,        \
+    MBEDTLS_TLS_PSK_WITH_AES_128_GCM_SHA256,           \
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+
+/* DTLS features the gateway relies on (defaults in 3.6, stated so that a change is visible). */
+#define MBEDTLS_SSL_PROTO_DTLS
+#define MBEDTLS_SSL_DTLS_HELLO_VERIFY
+#define MBEDTLS_SSL_DTLS_ANTI_REPLAY
+#define MBEDTLS_SSL_DTLS_CONNECTION_ID
+#define MBEDTLS_SSL_COOKIE_C
+
+/* Record buffers sized to CoAP PDUs instead of 16 KB TLS records: the largest cost per session
+ * (DEPENDENCIES.md: 44.6 KB -> 14.4 KB per session). 2 KB holds a 1152-byte CoAP PDU plus
+ * headers and a P-256 certificate flight. */
+#define MBEDTLS_SSL_IN_CONTENT_LEN  2048
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
+
+#endif /* COAP_EDGE_MBEDTLS_CONFIG_H */

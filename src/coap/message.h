@@ -1,0 +1,62 @@
+#pragma once
+// Requests and responses as the rest of the agent sees them: plain values, so that only this
+// folder includes <coap3/coap.h>.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coap_edge::coap {
+
+enum class Method : std::uint8_t { get = 1, post = 2, put = 3, del = 4, fetch = 5, patch = 6, ipatch = 7 };
+
+/// How the peer proved who it is.
+enum class AuthKind : std::uint8_t { none, psk, x509 };
+
+[[nodiscard]] std::string_view authKindName(AuthKind kind);
+
+/// Who sent a request: fixed once the DTLS handshake completes.
+struct PeerIdentity {
+  AuthKind kind = AuthKind::none;
+  std::string identity;  ///< PSK identity or certificate subject CN; empty for plain coap
+  std::string address;   ///< remote address as text, for logs and counters
+};
+
+struct Request {
+  Method method = Method::get;
+  std::string path;   ///< without leading '/'
+  std::string query;  ///< raw query, '&'-joined
+  std::optional<std::uint16_t> accept;
+  std::vector<std::uint8_t> payload;
+  const PeerIdentity* peer = nullptr;  ///< never null inside a handler
+};
+
+/// CoAP response codes as class*100+detail (2.05 -> 205).
+enum class Code : std::uint16_t {
+  content = 205,
+  bad_request = 400,
+  unauthorized = 401,
+  forbidden = 403,
+  not_found = 404,
+  method_not_allowed = 405,
+  not_acceptable = 406,
+  internal_error = 500,
+};
+
+namespace content_format {
+inline constexpr std::uint16_t text_plain = 0;
+inline constexpr std::uint16_t link_format = 40;
+inline constexpr std::uint16_t json = 50;
+inline constexpr std::uint16_t cbor = 60;
+}  // namespace content_format
+
+struct Response {
+  Code code = Code::content;
+  std::optional<std::uint16_t> content_format;
+  std::optional<std::uint32_t> max_age;
+  std::string payload;
+};
+
+}  // namespace coap_edge::coap

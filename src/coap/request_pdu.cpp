@@ -1,0 +1,52 @@
+#include "coap/request_pdu.h"
+
+#include <coap3/coap.h>
+
+namespace coap_edge::coap {
+namespace {
+
+Method methodOf(coap_pdu_code_t code) {
+  switch (code) {
+    case COAP_REQUEST_CODE_POST:
+      return Method::post;
+    case COAP_REQUEST_CODE_PUT:
+      return Method::put;
+    case COAP_REQUEST_CODE_DELETE:
+      return Method::del;
+    case COAP_REQUEST_CODE_FETCH:
+      return Method::fetch;
+    case COAP_REQUEST_CODE_PATCH:
+      return Method::patch;
+    case COAP_REQUEST_CODE_IPATCH:
+      return Method::ipatch;
+    default:
+      return Method::get;
+  }
+}
+
+}  // namespace
+
+void readRequest(const coap_pdu_t* pdu, const coap_string_t* query, Request& out) {
+  out.method = methodOf(coap_pdu_get_code(pdu));
+  if (query != nullptr && query->s != nullptr) out.query.assign(reinterpret_cast<const char*>(query->s), query->length);
+  coap_opt_iterator_t it;
+  if (const coap_opt_t* accept = coap_check_option(pdu, COAP_OPTION_ACCEPT, &it)) {
+    // Accept is a uint of at most 2 bytes (RFC 7252 §5.10); longer encodings are not formats we serve.
+    const unsigned len = coap_opt_length(accept);
+    out.accept = len <= 2 ? static_cast<std::uint16_t>(coap_decode_var_bytes(coap_opt_value(accept), len)) : 0xffff;
+  }
+  size_t len = 0;
+  const uint8_t* data = nullptr;
+  size_t offset = 0;
+  size_t total = 0;
+  if (coap_get_data_large(pdu, &len, &data, &offset, &total) != 0 && data != nullptr) {
+    out.payload.assign(data, data + len);
+  }
+}
+
+void writeResponseCode(const Response& response, coap_pdu_t* pdu) {
+  const auto code = static_cast<unsigned>(response.code);
+  coap_pdu_set_code(pdu, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(code)));
+}
+
+}  // namespace coap_edge::coap

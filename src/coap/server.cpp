@@ -1,0 +1,157 @@
+#include "coap/server.h"
+
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <coap3/coap.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace coap_edge::coap {
+namespace {
+
+constexpr std::string_view kLogTag = "coap";
+
+coap_address_t toAddress(const ListenAddress& listen) {
+  coap_address_t addr;
+  coap_address_init(&addr);
+  if (inet_pton(AF_INET, listen.host.c_str(), &addr.addr.sin.sin_addr) == 1) {
+    addr.addr.sin.sin_family = AF_INET;
+    addr.size = sizeof(addr.addr.sin);
+  } else if (inet_pton(AF_INET6, listen.host.c_str(), &addr.addr.sin6.sin6_addr) == 1) {
+    addr.addr.sin6.sin6_family = AF_INET6;
+    addr.size = sizeof(addr.addr.sin6);
+  } else {
+    throw StartupError("not a numeric address: " + listen.host);
+  }
+  coap_address_set_port(&addr, listen.port);
+  return addr;
+}
+
+}  // namespace
+
+void Server::ContextDeleter::operator()(coap_context_t* ctx) const noexcept { coap_free_context(ctx); }
+
+Server::Server(const ServerSettings& settings, PskSource& psk_source)
+    : psk_source_(psk_source), max_sessions_(settings.max_sessions) {
+  context_.reset(coap_new_context(nullptr));
+  if (!context_) throw StartupError("libcoap: cannot create a context");
+  coap_context_set_app_data(context_.get(), this);
+  // Block-wise transfers are libcoap's job (RFC 7959), not ours.
+  coap_context_set_block_mode(context_.get(), COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+  setLimits(settings.idle_timeout, settings.max_sessions);
+
+  bool any_secure = false;
+  for (const auto& l : settings.listen) any_secure = any_secure || l.secure;
+  if (any_secure) {
+    if (!settings.psk && !settings.pki) {
+      throw StartupError("coaps endpoints need PSK or X.509 credentials: enable [downstream] psk or set certificate/private_key/ca");
+    }
+    if (settings.psk) setupPsk();
+    if (settings.pki) setupPki(*settings.pki);
+  }
+  installCallbacks();
+  bindEndpoints(settings);
+}
+
+
+int Server::fd() const { return coap_context_get_coap_fd(context_.get()); }
+
+std::optional<std::chrono::milliseconds> Server::nextTimeout() {
+  coap_tick_t now = 0;
+  coap_ticks(&now);
+  const unsigned int ms = coap_io_prepare_epoll(context_.get(), now);
+  if (ms == 0) return std::nullopt;
+  return std::chrono::milliseconds(ms);
+}
+
+void Server::process() {
+  coap_io_process(context_.get(), COAP_IO_NO_WAIT);
+  applyPendingCloses();
+  if (sessions_changed_) {
+    sessions_changed_ = false;
+    if (sessions_changed_cb_) sessions_changed_cb_();
+  }
+}
+
+void Server::notifyObservers(std::string_view path) {
+  for (const auto& r : resources_) {
+    if (r->spec.path == path && r->resource != nullptr) coap_resource_notify_observers(r->resource, nullptr);
+  }
+}
+
+void Server::setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions) {
+  coap_context_set_session_timeout(context_.get(), static_cast<unsigned int>(idle_timeout.count()));
+  max_sessions_ = max_sessions;
+}
+
+SessionCounts Server::sessionCounts() const {
+  SessionCounts c;
+  c.total = sessions_.size();
+  c.established = sessions_.established();
+  c.psk = sessions_.established(AuthKind::psk);
+  c.x509 = sessions_.established(AuthKind::x509);
+  c.plain = sessions_.established(AuthKind::none);
+  return c;
+}
+
+std::size_t Server::closeSessions(const std::function<bool(const PeerIdentity&)>& match) {
+  std::vector<coap_session_t*> victims;
+  sessions_.forEach([&](const void* key, SessionEntry& entry) {
+    if (entry.established && match(entry.peer)) {
+      victims.push_back(static_cast<coap_session_t*>(const_cast<void*>(key)));
+    }
+  });
+  for (coap_session_t* s : victims) {
+    if (SessionEntry* e = sessions_.find(s)) {
+      CE_LOG_NOTICE("closing session of '{}' from {}", log::printable(e->peer.identity), e->peer.address);
+      e->established = false;
+      sessions_changed_ = true;
+    }
+    // Sends close_notify and drops the DTLS state; libcoap frees the session afterwards.
+    coap_session_disconnected(s, COAP_NACK_NOT_DELIVERABLE);
+  }
+  return victims.size();
+}
+
+void Server::applyPendingCloses() {
+  if (pending_close_.empty()) return;
+  std::vector<coap_session_t*> todo;
+  todo.swap(pending_close_);
+  for (coap_session_t* s : todo) {
+    if (sessions_.find(s) != nullptr) coap_session_disconnected(s, COAP_NACK_NOT_DELIVERABLE);
+  }
+}
+
+void Server::drain(std::chrono::milliseconds budget) {
+  closeSessions([](const PeerIdentity&) { return true; });
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  // Let libcoap send what is queued (close_notify alerts, pending responses), bounded in time.
+  while (std::chrono::steady_clock::now() < deadline && !coap_can_exit(context_.get())) {
+    coap_io_process(context_.get(), 50);
+  }
+}
+
+void Server::bindEndpoints(const ServerSettings& settings) {
+  for (std::size_t i = 0; i < settings.listen.size(); ++i) {
+    const ListenAddress& l = settings.listen[i];
+    coap_address_t addr = toAddress(l);
+    errno = 0;
+    coap_endpoint_t* ep = coap_new_endpoint(context_.get(), &addr, l.secure ? COAP_PROTO_DTLS : COAP_PROTO_UDP);
+    if (ep == nullptr && l.optional) {
+      CE_LOG_WARN("default listen address {}:{} is not available here; skipping it", l.host, l.port);
+      continue;
+    }
+    if (ep == nullptr) {
+      const int err = errno;
+      StartupError e("cannot listen on " + l.host + ":" + std::to_string(l.port) + " (" +
+                     (l.secure ? "coaps" : "coap") + ")" + (err != 0 ? std::string(": ") + std::strerror(err) : ""));
+      e.listen_index = i;
+      throw e;
+    }
+    bound_.push_back(coap_endpoint_str(ep));
+  }
+}
+
+}  // namespace coap_edge::coap

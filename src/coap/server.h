@@ -1,0 +1,164 @@
+#pragma once
+// The downstream CoAP server: one libcoap context with its coaps (and optional coap) endpoints,
+// DTLS credentials (PSK looked up per handshake, X.509 chained to a CA), the table of live
+// sessions with the identity each one proved, and the resources the agent serves.
+//
+// The event loop drives it through fd()/nextTimeout()/process(); all libcoap callbacks land in
+// this folder, are turned into plain C++ values, and never let an exception escape into C.
+
+#include "coap/message.h"
+#include "coap/session_table.h"
+#include "tls/secret.h"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+struct coap_context_t;
+struct coap_session_t;
+struct coap_bin_const_t;
+struct coap_resource_t;
+
+namespace coap_edge::coap {
+
+/// Where device PSKs come from (the keystore, in the daemon). Called on the event loop thread
+/// during handshakes; implementations must not block for long and must not throw.
+class PskSource {
+ public:
+  virtual ~PskSource() = default;
+  /// The key of an active identity; nullopt for unknown or revoked identities.
+  [[nodiscard]] virtual std::optional<tls::SecretBytes> pskFor(std::string_view identity) noexcept = 0;
+  /// True if the identity must not hold a session (revoked).
+  [[nodiscard]] virtual bool isRevoked(std::string_view identity) noexcept = 0;
+};
+
+struct ListenAddress {
+  std::string host;  ///< numeric IPv4 or IPv6 (no brackets)
+  std::uint16_t port = 0;
+  bool secure = true;  ///< coaps (DTLS) or plain coap
+  /// A built-in default rather than the operator's choice: if it cannot be bound (a host
+  /// without IPv6), warn and go on instead of refusing to start.
+  bool optional = false;
+};
+
+struct PkiFiles {
+  std::filesystem::path certificate;  ///< gateway certificate (PEM)
+  std::filesystem::path private_key;  ///< its key (PEM)
+  std::filesystem::path ca;           ///< CA that device certificates must chain to (PEM)
+};
+
+struct ServerSettings {
+  std::vector<ListenAddress> listen;
+  bool psk = true;
+  std::optional<PkiFiles> pki;
+  std::chrono::seconds idle_timeout{300};
+  std::uint32_t max_sessions = 10000;
+};
+
+/// A startup failure with a message fit for the operator (turned into exit code 78 or 1).
+class StartupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+  /// Index into ServerSettings::listen of the endpoint that failed, if any.
+  std::optional<std::size_t> listen_index;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+struct ResourceSpec {
+  std::string path;                                          ///< e.g. "status"
+  std::vector<std::pair<std::string, std::string>> attributes;  ///< link-format, e.g. {"rt", "\"core.gw\""}
+  std::vector<Method> methods;
+  Handler handler;
+  bool observable = false;  ///< GET may carry Observe (RFC 7641); see Server::notifyObservers
+};
+
+struct SessionCounts {
+  std::size_t total = 0;  ///< every server session libcoap holds (including handshakes)
+  std::size_t established = 0;
+  std::size_t psk = 0;
+  std::size_t x509 = 0;
+  std::size_t plain = 0;
+};
+
+class Server {
+ public:
+  /// Binds every listen address and installs the credentials. Throws StartupError.
+  Server(const ServerSettings& settings, PskSource& psk_source);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Adds a resource; /.well-known/core lists it with its attributes.
+  void addResource(ResourceSpec spec);
+
+  /// The fd to watch for readability (libcoap's own epoll set).
+  [[nodiscard]] int fd() const;
+  /// Milliseconds until libcoap must run again even without I/O; nullopt if nothing is due.
+  [[nodiscard]] std::optional<std::chrono::milliseconds> nextTimeout();
+  /// Reads what is ready, runs libcoap's timers and applies deferred session closes. Never throws.
+  void process();
+
+  /// Closes (close_notify) every session whose peer matches; returns how many. Applied
+  /// immediately, outside any libcoap callback.
+  std::size_t closeSessions(const std::function<bool(const PeerIdentity&)>& match);
+  /// New limits (SIGHUP); existing sessions are kept even above a lowered max_sessions.
+  void setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions);
+
+  [[nodiscard]] SessionCounts sessionCounts() const;
+  /// Called from process() (never inside a libcoap callback) after sessions came or went.
+  void onSessionsChanged(std::function<void()> fn) { sessions_changed_cb_ = std::move(fn); }
+  /// Sends a notification to every observer of the resource at `path`.
+  void notifyObservers(std::string_view path);
+  /// Endpoints actually bound ("coaps://127.0.0.1:5684"), with port 0 resolved.
+  [[nodiscard]] const std::vector<std::string>& boundEndpoints() const { return bound_; }
+
+  /// SIGTERM: closes every session with close_notify and lets libcoap flush for at most `budget`.
+  void drain(std::chrono::milliseconds budget);
+
+ private:
+  struct ResourceEntry {
+    ResourceSpec spec;
+    coap_resource_t* resource = nullptr;  ///< owned by the context
+  };
+  friend struct ServerCallbacks;  // libcoap's C trampolines (server_callbacks.cpp)
+
+  void installCallbacks();
+  void bindEndpoints(const ServerSettings& settings);
+  /// Fills in who the peer of a (DTLS) session is; false if it proved no usable identity.
+  bool identify(coap_session_t* session, SessionEntry& entry);
+  void setupPsk();
+  void setupPki(const PkiFiles& files);
+  void onEstablished(coap_session_t* session);
+  SessionEntry& entryFor(coap_session_t* session);
+  void applyPendingCloses();
+
+  struct ContextDeleter {
+    void operator()(coap_context_t* ctx) const noexcept;
+  };
+  std::unique_ptr<coap_context_t, ContextDeleter> context_;
+  PskSource& psk_source_;
+  SessionTable sessions_;
+  std::vector<std::unique_ptr<ResourceEntry>> resources_;
+  std::vector<std::string> bound_;
+  std::vector<coap_session_t*> pending_close_;
+  tls::SecretBytes handshake_key_;  ///< key handed to libcoap for the handshake in progress
+  std::unique_ptr<coap_bin_const_t> handshake_bin_;  ///< view of handshake_key_ in libcoap's type
+  std::array<std::string, 3> pki_paths_;  ///< libcoap keeps pointers to these C strings
+  std::function<void()> sessions_changed_cb_;
+  bool sessions_changed_ = false;
+  std::uint32_t max_sessions_;
+  bool psk_enabled_ = false;
+  bool pki_enabled_ = false;
+};
+
+}  // namespace coap_edge::coap

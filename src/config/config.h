@@ -1,0 +1,103 @@
+#pragma once
+// The agent's configuration: one TOML file (DESIGN.md "Interfaces"). Parsing is pure (no file
+// system access beyond reading the file itself) so that the same code runs under libFuzzer.
+// Unknown keys are errors; every error names file:line:col.
+
+#include "common/log.h"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coap_edge::config {
+
+/// A place in the configuration file (1-based; 0 = unknown).
+struct Position {
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+};
+
+/// A value together with where it was written, so that later checks (a certificate that cannot
+/// be read, a port already in use) can still point at the line that caused them.
+template <typename T>
+struct Located {
+  T value{};
+  Position where{};
+};
+
+/// "host:port" as written: IPv4 "a.b.c.d:p", IPv6 "[addr]:p" (brackets required), port 0..65535.
+struct SocketAddress {
+  std::string host;  ///< numeric address, IPv6 without brackets
+  std::uint16_t port = 0;
+  std::string text;  ///< as written, for messages
+};
+
+struct AgentSection {
+  std::string name = "coap-edge";                             ///< [agent] name
+  Located<std::filesystem::path> state_dir{"/var/lib/coap-edge", {}};  ///< [agent] state_dir
+  log::Level log_level = log::Level::info;                    ///< [agent] log_level
+};
+
+struct DownstreamSection {
+  /// [downstream] listen: coaps endpoints. Absent or empty: 127.0.0.1:5684 and [::1]:5684
+  /// (secure by default: nothing is exposed until the operator says so).
+  std::vector<Located<SocketAddress>> listen;
+  /// [downstream] plain_listen: coap (no DTLS) endpoints; default none.
+  std::vector<Located<SocketAddress>> plain_listen;
+  /// [downstream] certificate, private_key, ca: all three or none; relative paths are resolved
+  /// against the directory of the configuration file.
+  std::optional<Located<std::filesystem::path>> certificate;
+  std::optional<Located<std::filesystem::path>> private_key;
+  std::optional<Located<std::filesystem::path>> ca;
+  bool psk = true;  ///< [downstream] psk: accept PSK handshakes (keys from the keystore)
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};  ///< [downstream] idle_timeout
+  [[nodiscard]] bool x509() const { return certificate.has_value(); }
+};
+
+struct LimitsSection {
+  std::uint32_t max_sessions = 10000;  ///< [limits] max_sessions, 1..1000000
+};
+
+struct Config {
+  std::filesystem::path file;  ///< the file this was read from (as given)
+  AgentSection agent;
+  DownstreamSection downstream;
+  LimitsSection limits;
+};
+
+struct Error {
+  std::string file;
+  Position where;
+  std::string message;
+  /// "file:line:col: message" (or "file: message" without a position).
+  [[nodiscard]] std::string str() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;
+  std::optional<Error> error;
+  [[nodiscard]] bool ok() const { return config.has_value(); }
+};
+
+/// Reads and validates a configuration file. Never throws.
+[[nodiscard]] LoadResult loadFile(const std::filesystem::path& path);
+
+/// Parses configuration text; `source` names the file in errors and anchors relative paths.
+/// Never throws (the fuzz target relies on that).
+[[nodiscard]] LoadResult parse(std::string_view text, const std::filesystem::path& source);
+
+/// "250ms", "30s", "5m", "1h", "1d" (one integer and one unit). Used by the parser and by ctl.
+[[nodiscard]] std::optional<std::chrono::milliseconds> parseDuration(std::string_view text);
+
+/// "127.0.0.1:5684", "[::1]:5684" (see SocketAddress). Host names are refused: there is no DNS
+/// lookup at startup. On failure, `why` (if given) says what is wrong, without repeating `text`.
+[[nodiscard]] std::optional<SocketAddress> parseSocketAddress(std::string_view text, std::string* why = nullptr);
+
+/// Default coaps listen addresses used when [downstream] listen is absent or empty.
+[[nodiscard]] std::vector<SocketAddress> defaultListen();
+
+}  // namespace coap_edge::config

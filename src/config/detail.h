@@ -1,0 +1,106 @@
+#pragma once
+// Internal to the config part (other parts use config.h): the state of one parse, the typed
+// readers that section handlers share, and the section tables. Kept out of config.h so that
+// toml++ stays a private dependency of coap_edge_config.
+
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coap_edge::config::detail {
+
+/// A configuration file is a few KB; anything this large is the wrong file (or /dev/zero).
+inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
+
+[[nodiscard]] Position positionOf(const toml::source_region& region);
+/// Where a section starts: the table header if there is one, else the key that created it.
+[[nodiscard]] Position sectionPosition(const toml::key& key, const toml::node& node);
+
+/// One parse: the configuration being filled and every problem found. All problems are kept
+/// and the earliest in the file is reported, because toml++ tables iterate in key order, not
+/// file order, and an operator fixes a file from the top.
+struct Context {
+  std::filesystem::path source;
+  Config config;
+  std::vector<Error> errors;
+
+  void fail(Position where, std::string message);
+  void fail(const toml::node& node, std::string message) { fail(positionOf(node.source()), std::move(message)); }
+  [[nodiscard]] std::optional<Error> firstError() const;
+  /// Relative paths are relative to the configuration file, not to the daemon's cwd (which
+  /// systemd sets to /), lexically: nothing is looked up on disk while parsing.
+  [[nodiscard]] std::filesystem::path resolve(const std::filesystem::path& path) const;
+};
+
+// ---- text helpers (values.cpp) ----
+
+/// "an integer", "a string", ... for "must be X, not Y" messages.
+[[nodiscard]] std::string_view describeType(const toml::node& node);
+/// `text` in double quotes, control characters escaped and long text shortened, so a message
+/// stays one readable line whatever the file contains.
+[[nodiscard]] std::string quoteText(std::string_view text);
+/// 'key' for bare keys, else quoteText(key).
+[[nodiscard]] std::string displayKey(std::string_view key);
+/// key for bare keys, else quoteText(key): for section names inside [brackets].
+[[nodiscard]] std::string displayName(std::string_view name);
+[[nodiscard]] std::size_t editDistance(std::string_view a, std::string_view b);
+/// The candidate within edit distance 2 of `word` (and shorter than the candidate itself, so
+/// "x" does not suggest "ca"), if any.
+[[nodiscard]] std::optional<std::string_view> closestMatch(std::string_view word,
+                                                          std::span<const std::string_view> candidates);
+/// "250ms", "30s", "1d": the largest unit that represents `value` exactly.
+[[nodiscard]] std::string formatDuration(std::chrono::milliseconds value);
+/// Numeric form used to compare addresses ("[0::1]:5684" equals "[::1]:5684").
+[[nodiscard]] std::string canonicalAddress(const SocketAddress& address);
+
+// ---- typed readers (readers.cpp): on a bad value they record an error naming `what`
+// (e.g. "[agent] name") at the value's position and return nullopt. ----
+
+[[nodiscard]] std::optional<std::string> readString(Context& ctx, const toml::node& node, std::string_view what,
+                                                    std::string_view example);
+[[nodiscard]] std::optional<bool> readBool(Context& ctx, const toml::node& node, std::string_view what);
+[[nodiscard]] std::optional<std::int64_t> readInteger(Context& ctx, const toml::node& node, std::string_view what,
+                                                      std::int64_t min, std::int64_t max);
+[[nodiscard]] std::optional<std::chrono::milliseconds> readDuration(Context& ctx, const toml::node& node,
+                                                                    std::string_view what,
+                                                                    std::chrono::milliseconds min,
+                                                                    std::chrono::milliseconds max);
+[[nodiscard]] std::optional<Located<std::filesystem::path>> readPath(Context& ctx, const toml::node& node,
+                                                                     std::string_view what);
+[[nodiscard]] std::optional<std::vector<Located<SocketAddress>>> readAddressList(Context& ctx,
+                                                                                 const toml::node& node,
+                                                                                 std::string_view what);
+
+// ---- sections (sections.cpp) ----
+
+using KeyHandler = void (*)(Context& ctx, const toml::node& value);
+
+struct KeySpec {
+  std::string_view name;
+  KeyHandler apply;
+};
+
+struct SectionSpec {
+  std::string_view name;
+  std::span<const KeySpec> keys;
+  /// Keys DESIGN.md names that this version does not implement: rejected with a clear
+  /// message rather than ignored, so that an operator does not believe they are in force.
+  std::span<const std::string_view> planned;
+};
+
+[[nodiscard]] std::span<const SectionSpec> sections();
+/// Sections DESIGN.md names that this version does not implement yet.
+[[nodiscard]] std::span<const std::string_view> plannedSections();
+/// Checks that need the whole [downstream] section (companions, listen defaults, overlaps).
+/// `table` is null when the section is absent.
+void finishDownstream(Context& ctx, const toml::table* table);
+
+}  // namespace coap_edge::config::detail

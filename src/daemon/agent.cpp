@@ -1,0 +1,221 @@
+#include "daemon/agent.h"
+
+#include "coap/runtime.h"
+#include "common/log.h"
+#include "daemon/service_notify.h"
+#include "daemon/status_resource.h"
+#include "tls/pki_files.h"
+
+#include <algorithm>
+#include <csignal>
+
+namespace coap_edge::daemon {
+namespace {
+
+constexpr std::string_view kLogTag = "agent";
+constexpr int kExConfig = 78;
+// Revocations by coap-edge-ctl must end live sessions within 2 s (DESIGN.md): poll at 0.5 s.
+constexpr std::chrono::milliseconds kKeystorePoll{500};
+constexpr std::chrono::milliseconds kDrainBudget{2000};
+
+std::string at(const config::Config& cfg, config::Position where, const std::string& message) {
+  return config::Error{cfg.file.string(), where, message}.str();
+}
+
+}  // namespace
+
+// PSKs come from the keystore per handshake; revocations are cached and refreshed whenever
+// another process commits to the keystore, so X.509 identities can be checked cheaply too.
+class Agent::KeystorePsk : public coap::PskSource {
+ public:
+  explicit KeystorePsk(keystore::Keystore& ks) : keystore_(ks) { refresh(); }
+
+  std::optional<tls::SecretBytes> pskFor(std::string_view identity) noexcept override {
+    return keystore_.lookupPsk(identity);
+  }
+  bool isRevoked(std::string_view identity) noexcept override {
+    return std::binary_search(revoked_.begin(), revoked_.end(), identity);
+  }
+  void refresh() { revoked_ = keystore_.revokedIdentities(); }
+
+ private:
+  keystore::Keystore& keystore_;
+  std::vector<std::string> revoked_;  // sorted (Keystore::revokedIdentities)
+};
+
+std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
+  const auto& d = cfg.downstream;
+  if (!d.x509()) return std::nullopt;
+  auto problem = tls::checkPkiFiles(d.certificate->value, d.private_key->value, d.ca->value);
+  if (!problem) return std::nullopt;
+  const config::Position where = problem->file == tls::PkiFile::certificate ? d.certificate->where
+                                 : problem->file == tls::PkiFile::private_key ? d.private_key->where
+                                                                               : d.ca->where;
+  return at(cfg, where, problem->message);
+}
+
+coap::ServerSettings serverSettings(const config::Config& cfg) {
+  coap::ServerSettings s;
+  // Listen entries with no position in the file are the built-in loopback defaults.
+  for (const auto& l : cfg.downstream.listen) s.listen.push_back({l.value.host, l.value.port, true, l.where.line == 0});
+  for (const auto& l : cfg.downstream.plain_listen) s.listen.push_back({l.value.host, l.value.port, false, false});
+  s.psk = cfg.downstream.psk;
+  if (cfg.downstream.x509()) {
+    s.pki = coap::PkiFiles{cfg.downstream.certificate->value, cfg.downstream.private_key->value,
+                           cfg.downstream.ca->value};
+  }
+  s.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(cfg.downstream.idle_timeout);
+  s.max_sessions = cfg.limits.max_sessions;
+  return s;
+}
+
+namespace {
+
+keystore::Keystore openKeystore(const config::Config& cfg) {
+  try {
+    return keystore::Keystore::open(cfg.agent.state_dir.value);
+  } catch (const std::exception& e) {
+    throw StartupFailure(at(cfg, cfg.agent.state_dir.where, e.what()), 1);
+  }
+}
+
+}  // namespace
+
+Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeystore(config_)) {
+  started_ = std::chrono::steady_clock::now();
+  if (auto problem = checkReferencedFiles(config_)) throw StartupFailure(*problem, kExConfig);
+  if (config_.downstream.x509() && tls::isGroupOrWorldReadable(config_.downstream.private_key->value)) {
+    CE_LOG_WARN("private key '{}' is readable by group or others: chmod 600 it", config_.downstream.private_key->value.string());
+  }
+  psk_source_ = std::make_unique<KeystorePsk>(keystore_);
+  keystore_version_ = keystore_.changeCounter();
+
+  const coap::ServerSettings settings = serverSettings(config_);
+  try {
+    server_ = std::make_unique<coap::Server>(settings, *psk_source_);
+  } catch (const coap::StartupError& e) {
+    config::Position where{};
+    if (e.listen_index) {
+      const std::size_t i = *e.listen_index;
+      const auto& d = config_.downstream;
+      where = i < d.listen.size() ? d.listen[i].where : d.plain_listen[i - d.listen.size()].where;
+    }
+    throw StartupFailure(at(config_, where, e.what()), kExConfig);
+  }
+  registerResources();
+
+  loop_.watch(server_->fd(), [this] { server_->process(); });
+  loop_.setTimeoutProvider([this] { return server_->nextTimeout(); });
+  // libcoap's retransmission and session timers run on every wakeup, with or without I/O.
+  loop_.setAfterWake([this] { server_->process(); });
+  loop_.watch(signals_.fd(), [this] { onSignals(); });
+  loop_.addTimer(kKeystorePoll, [this] { pollKeystore(); });
+  if (auto wd = service_notify::watchdogInterval()) {
+    loop_.addTimer(*wd / 2, [] { service_notify::watchdog(); });
+  }
+}
+
+Agent::~Agent() = default;
+
+void Agent::registerResources() {
+  server_->addResource({"status",
+                        {{"rt", "\"coap-edge.status\""}, {"ct", "50"}, {"title", "\"Gateway status\""}},
+                        {coap::Method::get},
+                        [this](const coap::Request& req) {
+                          StatusSnapshot snap;
+                          snap.agent_name = config_.agent.name;
+                          snap.uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now() - started_);
+                          snap.sessions = server_->sessionCounts();
+                          return statusResponse(req, snap);
+                        },
+                        true});
+  // Observers of /status learn about sessions coming and going without polling.
+  server_->onSessionsChanged([this] { server_->notifyObservers("status"); });
+}
+
+int Agent::run() {
+  std::string endpoints;
+  for (const auto& e : server_->boundEndpoints()) endpoints += (endpoints.empty() ? "" : ", ") + e;
+  CE_LOG_NOTICE("coap-edge-agent {} ready on {} ({}, {})", COAP_EDGE_VERSION, endpoints,
+                coap::Runtime::libcoapVersion(), coap::Runtime::tlsVersion());
+  service_notify::ready("serving on " + endpoints);
+  loop_.run();
+  service_notify::stopping();
+  CE_LOG_NOTICE("stopping: closing {} sessions", server_->sessionCounts().established);
+  server_->drain(kDrainBudget);
+  CE_LOG_NOTICE("stopped");
+  return 0;
+}
+
+void Agent::onSignals() {
+  while (auto sig = signals_.next()) {
+    if (*sig == SIGHUP) {
+      reload();
+    } else {
+      loop_.stop();
+    }
+  }
+}
+
+void Agent::reload() {
+  service_notify::reloading();
+  CE_LOG_NOTICE("reloading {}", config_.file.string());
+  auto loaded = config::loadFile(config_.file);
+  if (!loaded.ok()) {
+    // A broken edit must not take the gateway down: keep serving with what we have.
+    CE_LOG_ERROR("reload failed, keeping the running configuration: {}", loaded.error->str());
+    service_notify::ready("reload failed: " + loaded.error->str());
+    return;
+  }
+  config::Config next = std::move(*loaded.config);
+  if (auto problem = checkReferencedFiles(next)) {
+    CE_LOG_ERROR("reload failed, keeping the running configuration: {}", *problem);
+    service_notify::ready("reload failed");
+    return;
+  }
+  const auto before = serverSettings(config_);
+  const auto after = serverSettings(next);
+  auto sameListen = [](const coap::ServerSettings& a, const coap::ServerSettings& b) {
+    if (a.listen.size() != b.listen.size()) return false;
+    for (std::size_t i = 0; i < a.listen.size(); ++i) {
+      if (a.listen[i].host != b.listen[i].host || a.listen[i].port != b.listen[i].port ||
+          a.listen[i].secure != b.listen[i].secure) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!sameListen(before, after) || before.psk != after.psk || before.pki.has_value() != after.pki.has_value() ||
+      next.agent.state_dir.value != config_.agent.state_dir.value) {
+    CE_LOG_WARN("listen addresses, credentials mode or state_dir changed: restart the agent to apply them");
+  }
+  log::setMaxLevel(next.agent.log_level);
+  coap::Runtime::setLogLevel(next.agent.log_level);
+  server_->setLimits(after.idle_timeout, after.max_sessions);
+  psk_source_->refresh();
+  // Keep the listen/credential settings we actually run with, take everything reloadable.
+  next.downstream.listen = config_.downstream.listen;
+  next.downstream.plain_listen = config_.downstream.plain_listen;
+  next.downstream.psk = config_.downstream.psk;
+  next.downstream.certificate = config_.downstream.certificate;
+  next.downstream.private_key = config_.downstream.private_key;
+  next.downstream.ca = config_.downstream.ca;
+  next.agent.state_dir = config_.agent.state_dir;
+  config_ = std::move(next);
+  CE_LOG_NOTICE("reloaded: log_level, idle_timeout, max_sessions applied; keys are read per handshake");
+  service_notify::ready("reloaded");
+}
+
+void Agent::pollKeystore() {
+  const std::uint64_t version = keystore_.changeCounter();
+  if (version == keystore_version_) return;
+  keystore_version_ = version;
+  psk_source_->refresh();
+  const std::size_t closed = server_->closeSessions([this](const coap::PeerIdentity& peer) {
+    return peer.kind != coap::AuthKind::none && psk_source_->isRevoked(peer.identity);
+  });
+  if (closed > 0) CE_LOG_NOTICE("keystore changed: closed {} sessions of revoked identities", closed);
+}
+
+}  // namespace coap_edge::daemon

@@ -1,0 +1,65 @@
+#pragma once
+// The running agent: wires configuration, keystore, the downstream CoAP server, signals,
+// timers and systemd notification onto one event loop. Construction performs the whole
+// startup (throwing StartupFailure); run() returns the process exit code.
+
+#include "coap/server.h"
+#include "config/config.h"
+#include "daemon/event_loop.h"
+#include "daemon/signals.h"
+#include "keystore/keystore.h"
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+namespace coap_edge::daemon {
+
+/// A startup failure: `message` is the single line printed; `exit_code` is 78 (EX_CONFIG) when
+/// the configuration is at fault, 1 otherwise.
+struct StartupFailure : std::runtime_error {
+  StartupFailure(const std::string& message, int code) : std::runtime_error(message), exit_code(code) {}
+  int exit_code;
+};
+
+/// Checks what --check-config promises beyond parsing: the X.509 files load and match.
+/// Returns an error in "file:line:col: message" form, or nullopt.
+[[nodiscard]] std::optional<std::string> checkReferencedFiles(const config::Config& cfg);
+
+/// Server settings derived from the configuration.
+[[nodiscard]] coap::ServerSettings serverSettings(const config::Config& cfg);
+
+class Agent {
+ public:
+  explicit Agent(config::Config cfg);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  /// Runs until SIGTERM/SIGINT; returns 0 after draining.
+  int run();
+
+ private:
+  class KeystorePsk;
+
+  void onSignals();
+  void reload();
+  void pollKeystore();
+  void registerResources();
+
+  config::Config config_;
+  keystore::Keystore keystore_;
+  std::unique_ptr<KeystorePsk> psk_source_;
+  std::unique_ptr<coap::Server> server_;
+  EventLoop loop_;
+  SignalFd signals_;
+  std::uint64_t keystore_version_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+/// Entry point behind main(): options, startup, run, exit code.
+int realMain(int argc, char** argv);
+
+}  // namespace coap_edge::daemon

@@ -1,0 +1,110 @@
+// The agent as an operator runs it: --version, --check-config, systemd notifications, SIGHUP
+// reload without dropping sessions, SIGTERM drain with exit 0, secure default listeners.
+
+#include "coap_clients.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <thread>
+
+namespace coap_edge::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(AgentCli, VersionNamesTheStackItRunsOn) {
+  const auto r = run({agentBinary(), "--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("libcoap 4.3.5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Mbed TLS 3.6.7"), std::string::npos) << r.out;
+}
+
+TEST(AgentCli, CheckConfigAcceptsAValidFile) {
+  TempDir dir;
+  writeFile(dir / "ok.toml", baseConfig(dir, 5684));
+  const auto r = run({agentBinary(), "--config", (dir / "ok.toml").string(), "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(AgentCli, CheckConfigNamesFileLineAndColumnOfATypo) {
+  TempDir dir;
+  const auto file = dir / "typo.toml";
+  writeFile(file, "[agent]\nname = \"gw\"\n[downstream]\nlistn = [\"127.0.0.1:5684\"]\n");
+  const auto r = run({agentBinary(), "--config", file.string(), "--check-config"});
+  EXPECT_EQ(r.exit_code, 78);
+  EXPECT_NE(r.err.find(file.string() + ":4:1: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("listn"), std::string::npos) << r.err;
+}
+
+TEST(AgentCli, CheckConfigRejectsACertificateThatDoesNotLoad) {
+  TempDir dir;
+  const auto file = dir / "x509.toml";
+  writeFile(dir / "garbage.pem", "not a certificate\n");
+  writeFile(file, baseConfig(dir, 5684, "certificate = \"garbage.pem\"\nprivate_key = \"garbage.pem\"\nca = \"garbage.pem\"\n"));
+  const auto r = run({agentBinary(), "--config", file.string(), "--check-config"});
+  EXPECT_EQ(r.exit_code, 78);
+  EXPECT_NE(r.err.find(file.string() + ":7:15: cannot load certificate"), std::string::npos) << r.err;
+}
+
+TEST(AgentCli, StartupWithAnUnusableListenAddressExits78AndNamesTheLine) {
+  TempDir dir;
+  const auto file = dir / "bad.toml";
+  // 192.0.2.1 (TEST-NET-1) is not configured here: bind fails with EADDRNOTAVAIL, nothing is sent.
+  writeFile(file, "[agent]\nstate_dir = \"" + (dir / "state").string() + "\"\n[downstream]\nlisten = [\"192.0.2.1:5684\"]\n");
+  const auto r = run({agentBinary(), "--config", file.string()}, 15s);
+  EXPECT_EQ(r.exit_code, 78) << r.err;
+  EXPECT_NE(r.err.find(file.string() + ":4:11: cannot listen on 192.0.2.1:5684"), std::string::npos) << r.err;
+}
+
+TEST(AgentLifecycle, WithoutListenAddressesItBindsLoopbackOnly) {
+  TempDir dir;
+  AgentUnderTest agent(dir, "[agent]\nstate_dir = \"" + (dir / "state").string() + "\"\n");
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  const auto log = agent.log();
+  EXPECT_NE(log.find("ready on 127.0.0.1:5684"), std::string::npos) << log;
+  EXPECT_EQ(log.find("0.0.0.0"), std::string::npos) << log;
+}
+
+TEST(AgentLifecycle, SigtermDrainsAndExitsZero) {
+  TempDir dir;
+  AgentUnderTest agent(dir, baseConfig(dir, freeUdpPort()));
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  EXPECT_EQ(agent.stop(), std::optional<int>(0)) << agent.log();
+  EXPECT_NE(agent.log().find("stopped"), std::string::npos);
+}
+
+TEST(AgentLifecycle, SighupReloadsLimitsWithoutDroppingSessions) {
+  TempDir dir;
+  const auto port = freeUdpPort();
+  AgentUnderTest agent(dir, baseConfig(dir, port));
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  ASSERT_EQ(ctl(agent.configFile(), {"keys", "import", "-"}, "dev-1,6465762d312d7365637265742d6b6579\n").exit_code, 0);
+
+  Child observer({kOpensslClient, "-B", "20", "-s", "20", "-u", "dev-1", "-k", "dev-1-secret-key", coapsUri(port, "status")},
+                 {}, (dir / "obs.err").string(), (dir / "obs.out").string());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (agent.log().find("session established: 'dev-1'") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(agent.log().find("session established: 'dev-1'"), std::string::npos) << agent.log();
+
+  // A reload with a changed limit, then one with a broken file: both keep the session.
+  writeFile(agent.configFile(), baseConfig(dir, port) + "[limits]\nmax_sessions = 50\n");
+  agent.signal(SIGHUP);
+  EXPECT_TRUE(agent.waitNotify("RELOADING=1", 5s));
+  EXPECT_TRUE(agent.waitNotify("READY=1", 5s));
+  writeFile(agent.configFile(), "[agent\nbroken");
+  agent.signal(SIGHUP);
+  EXPECT_TRUE(agent.waitNotify("READY=1", 5s));
+  const auto log = agent.log();
+  EXPECT_NE(log.find("reloaded"), std::string::npos) << log;
+  EXPECT_NE(log.find("reload failed, keeping the running configuration: " + agent.configFile().string() + ":1:"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("ended"), std::string::npos) << log;
+  EXPECT_TRUE(observer.running()) << "the observing client lost its session on reload";
+}
+
+}  // namespace
+}  // namespace coap_edge::test

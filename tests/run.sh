@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# README command 2 (and CI): install what is missing, build once per configuration, and run the
+# whole suite:
+#   build/      g++, RelWithDebInfo: unit and integration tests
+#   build-san/  clang with AddressSanitizer + UndefinedBehaviorSanitizer (libcoap and mbedTLS
+#               instrumented too) and libFuzzer: unit, integration and short fuzz runs
+# Environment: COAP_EDGE_FUZZ_SECONDS (default 20 per target), COAP_EDGE_STAGES (default
+# "main san") to run a subset.
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../cmake/bootstrap.sh"
+cd "$COAP_EDGE_ROOT"
+
+install_packages || exit 1
+fetch_sources || exit 1
+
+stages=${COAP_EDGE_STAGES:-main san}
+fuzz_seconds=${COAP_EDGE_FUZZ_SECONDS:-20}
+passed=0 failed=0 status=0
+summaries=$(mktemp)
+trap 'rm -f "$summaries"' EXIT
+
+run_ctest() { # dir label-regex
+  local log
+  log=$(mktemp)
+  ctest --test-dir "$1" -L "$2" --output-on-failure --timeout 300 -j2 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  # "100% tests passed, 0 tests failed out of 42"
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    local total fails
+    total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+    fails=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+    passed=$((passed + total - fails)); failed=$((failed + fails))
+    echo "$1 [$2]: $line" >> "$summaries"
+  else
+    echo "$1 [$2]: ctest ran no test or did not finish" >> "$summaries"; failed=$((failed + 1))
+  fi
+  rm -f "$log"
+  [ "$rc" -eq 0 ] || status=1
+}
+
+for stage in $stages; do
+  case "$stage" in
+    main)
+      echo "== stage main: g++ build, unit and integration tests"
+      build_dir build -DCMAKE_BUILD_TYPE=RelWithDebInfo || { status=1; failed=$((failed + 1)); continue; }
+      run_ctest build 'unit|integration' ;;
+    san)
+      echo "== stage san: clang + ASan/UBSan + libFuzzer"
+      build_dir build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+        -DCOAP_EDGE_SANITIZE=address,undefined -DCOAP_EDGE_FUZZ=ON -DCOAP_EDGE_FUZZ_SECONDS="$fuzz_seconds" ||
+        { status=1; failed=$((failed + 1)); continue; }
+      export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+      export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+      run_ctest build-san 'unit|integration|fuzz' ;;
+    *) echo "unknown stage '$stage'" >&2; status=1 ;;
+  esac
+done
+
+echo
+echo "== summary"
+cat "$summaries"
+echo "$passed passed, $failed failed"
+exit $status

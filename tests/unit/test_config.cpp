@@ -1,0 +1,547 @@
+// The configuration loader as an operator meets it: what a valid file yields, and the exact
+// "file:line:col: message" printed by `coap-edge-agent --check-config` for each mistake.
+
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+namespace coap_edge::config {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+#ifdef COAP_EDGE_SOURCE_DIR
+const fs::path kSourceDir = COAP_EDGE_SOURCE_DIR;
+#else
+// tests/unit/test_config.cpp -> the repository root.
+const fs::path kSourceDir = fs::path(__FILE__).parent_path().parent_path().parent_path();
+#endif
+
+/// The error text for `text` parsed as "x.toml", or "ok".
+std::string errorOf(std::string_view text) {
+  const auto result = parse(text, "x.toml");
+  if (result.ok()) return "ok";
+  return result.error->str();
+}
+
+Config parseOk(std::string_view text, const fs::path& source = "x.toml") {
+  auto result = parse(text, source);
+  EXPECT_TRUE(result.ok()) << result.error->str();
+  EXPECT_FALSE(result.error.has_value());
+  return result.ok() ? *result.config : Config{};
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "coap-edge-config-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] fs::path write(const std::string& name, std::string_view text) const {
+    const fs::path file = path_ / name;
+    std::ofstream(file, std::ios::binary) << text;
+    return file;
+  }
+  [[nodiscard]] const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string readText(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// ---------------------------------------------------------------- valid files and defaults
+
+TEST(configDefaults, EmptyFileGivesSecureDefaults) {
+  const Config config = parseOk("");
+  EXPECT_EQ(config.file, fs::path("x.toml"));
+  EXPECT_EQ(config.agent.name, "coap-edge");
+  EXPECT_EQ(config.agent.state_dir.value, fs::path("/var/lib/coap-edge"));
+  EXPECT_EQ(config.agent.log_level, log::Level::info);
+  ASSERT_EQ(config.downstream.listen.size(), 2U);
+  EXPECT_EQ(config.downstream.listen[0].value.text, "127.0.0.1:5684");
+  EXPECT_EQ(config.downstream.listen[1].value.text, "[::1]:5684");
+  EXPECT_EQ(config.downstream.listen[1].value.host, "::1");
+  EXPECT_EQ(config.downstream.listen[0].where.line, 0U);
+  EXPECT_TRUE(config.downstream.plain_listen.empty());
+  EXPECT_FALSE(config.downstream.x509());
+  EXPECT_TRUE(config.downstream.psk);
+  EXPECT_EQ(config.downstream.idle_timeout, 5min);
+  EXPECT_EQ(config.limits.max_sessions, 10000U);
+}
+
+TEST(configDefaults, EmptyListenMeansLoopbackOnly) {
+  const Config config = parseOk("[downstream]\nlisten = []\n");
+  ASSERT_EQ(config.downstream.listen.size(), defaultListen().size());
+  EXPECT_EQ(config.downstream.listen[0].value.host, "127.0.0.1");
+  EXPECT_EQ(config.downstream.listen[1].value.port, 5684);
+}
+
+TEST(configValid, MinimalSections) {
+  const Config config = parseOk("[agent]\nname = \"gw-01\"\n[downstream]\n[limits]\n");
+  EXPECT_EQ(config.agent.name, "gw-01");
+  EXPECT_EQ(config.downstream.listen.size(), 2U);
+}
+
+TEST(configValid, FullFile) {
+  const Config config = parseOk(R"(# all keys
+[agent]
+name = "gw_01.site-a"
+state_dir = "/srv/coap-edge"
+log_level = "debug"
+
+[downstream]
+listen = ["0.0.0.0:5684", "[::]:5684"]
+plain_listen = ["127.0.0.1:5683", "[fe80::1]:0"]
+certificate = "/etc/coap-edge/certs/gw.crt"
+private_key = "/etc/coap-edge/certs/gw.key"
+ca = "/etc/coap-edge/certs/ca.crt"
+psk = false
+idle_timeout = "90s"
+
+[limits]
+max_sessions = 250
+)",
+                                "/etc/coap-edge/agent.toml");
+  EXPECT_EQ(config.agent.name, "gw_01.site-a");
+  EXPECT_EQ(config.agent.state_dir.value, fs::path("/srv/coap-edge"));
+  EXPECT_EQ(config.agent.state_dir.where.line, 4U);
+  EXPECT_EQ(config.agent.state_dir.where.column, 13U);
+  EXPECT_EQ(config.agent.log_level, log::Level::debug);
+  ASSERT_EQ(config.downstream.listen.size(), 2U);
+  EXPECT_EQ(config.downstream.listen[0].value.host, "0.0.0.0");
+  EXPECT_EQ(config.downstream.listen[1].value.host, "::");
+  EXPECT_EQ(config.downstream.listen[1].value.port, 5684);
+  EXPECT_EQ(config.downstream.listen[1].value.text, "[::]:5684");
+  EXPECT_EQ(config.downstream.listen[1].where.line, 8U);
+  EXPECT_EQ(config.downstream.listen[1].where.column, 27U);
+  ASSERT_EQ(config.downstream.plain_listen.size(), 2U);
+  EXPECT_EQ(config.downstream.plain_listen[1].value.host, "fe80::1");
+  EXPECT_EQ(config.downstream.plain_listen[1].value.port, 0);
+  ASSERT_TRUE(config.downstream.x509());
+  EXPECT_EQ(config.downstream.certificate->value, fs::path("/etc/coap-edge/certs/gw.crt"));
+  EXPECT_EQ(config.downstream.private_key->value, fs::path("/etc/coap-edge/certs/gw.key"));
+  EXPECT_EQ(config.downstream.ca->value, fs::path("/etc/coap-edge/certs/ca.crt"));
+  EXPECT_EQ(config.downstream.ca->where.line, 12U);
+  EXPECT_FALSE(config.downstream.psk);
+  EXPECT_EQ(config.downstream.idle_timeout, 90s);
+  EXPECT_EQ(config.limits.max_sessions, 250U);
+}
+
+TEST(configValid, InlineAndDottedTablesAreEquivalent) {
+  const Config config = parseOk("agent = { name = \"a\" }\ndownstream.psk = true\nlimits.max_sessions = 7\n");
+  EXPECT_EQ(config.agent.name, "a");
+  EXPECT_EQ(config.limits.max_sessions, 7U);
+}
+
+TEST(configValid, LogLevels) {
+  for (const auto& [text, level] : {std::pair{"error", log::Level::error}, std::pair{"warning", log::Level::warning},
+                                    std::pair{"notice", log::Level::notice}, std::pair{"info", log::Level::info},
+                                    std::pair{"debug", log::Level::debug}}) {
+    EXPECT_EQ(parseOk(std::string("[agent]\nlog_level = \"") + text + "\"\n").agent.log_level, level) << text;
+  }
+}
+
+TEST(configValid, RangeBoundsAreInclusive) {
+  EXPECT_EQ(parseOk("[limits]\nmax_sessions = 1\n").limits.max_sessions, 1U);
+  EXPECT_EQ(parseOk("[limits]\nmax_sessions = 1000000\n").limits.max_sessions, 1000000U);
+  EXPECT_EQ(parseOk("[downstream]\nidle_timeout = \"1s\"\n").downstream.idle_timeout, 1s);
+  EXPECT_EQ(parseOk("[downstream]\nidle_timeout = \"1000ms\"\n").downstream.idle_timeout, 1s);
+  EXPECT_EQ(parseOk("[downstream]\nidle_timeout = \"1d\"\n").downstream.idle_timeout, 24h);
+  EXPECT_EQ(parseOk("[agent]\nname = \"" + std::string(63, 'n') + "\"\n").agent.name.size(), 63U);
+}
+
+// ---------------------------------------------------------------- relative paths
+
+TEST(configPaths, RelativePathsFollowTheConfigFile) {
+  const Config config = parseOk(R"([agent]
+state_dir = "state"
+[downstream]
+certificate = "certs/../certs/./gw.crt"
+private_key = "/abs/dir/../gw.key"
+ca = "../ca.crt"
+)",
+                                "/etc/coap-edge/agent.toml");
+  EXPECT_EQ(config.agent.state_dir.value, fs::path("/etc/coap-edge/state"));
+  EXPECT_EQ(config.downstream.certificate->value, fs::path("/etc/coap-edge/certs/gw.crt"));
+  EXPECT_EQ(config.downstream.private_key->value, fs::path("/abs/gw.key"));
+  EXPECT_EQ(config.downstream.ca->value, fs::path("/etc/ca.crt"));
+  EXPECT_EQ(config.downstream.ca->where.line, 6U);
+  EXPECT_EQ(config.downstream.ca->where.column, 6U);
+}
+
+TEST(configPaths, FileInCurrentDirectoryKeepsPathsRelative) {
+  const Config config = parseOk("[agent]\nstate_dir = \"./state/\"\n", "agent.toml");
+  EXPECT_EQ(config.agent.state_dir.value, fs::path("state/"));
+}
+
+TEST(configPaths, EmptyOrNulPathIsRefused) {
+  EXPECT_EQ(errorOf("[agent]\nstate_dir = \"\"\n"),
+            "x.toml:2:13: [agent] state_dir must not be empty; remove the key to use the default");
+  EXPECT_EQ(errorOf("[downstream]\nca = \"ca\\u0000.crt\"\n"),
+            "x.toml:2:6: [downstream] ca must not contain a NUL character");
+  EXPECT_EQ(errorOf("[agent]\nstate_dir = 1\n"),
+            "x.toml:2:13: [agent] state_dir must be a string (a file path), not an integer");
+}
+
+// ---------------------------------------------------------------- unknown and unsupported names
+
+TEST(configErrors, TypoSuggestsTheKnownKey) {
+  EXPECT_EQ(errorOf("[downstream]\npsk = true\nlistn = [\"0.0.0.0:5684\"]\n"),
+            "x.toml:3:1: unknown key 'listn' in [downstream]; did you mean 'listen'?");
+  EXPECT_EQ(errorOf("[limits]\nmax_session = 5\n"),
+            "x.toml:2:1: unknown key 'max_session' in [limits]; did you mean 'max_sessions'?");
+}
+
+TEST(configErrors, UnknownKeyWithoutSuggestion) {
+  EXPECT_EQ(errorOf("[agent]\n  colour = \"blue\"\n"), "x.toml:2:3: unknown key 'colour' in [agent]");
+  EXPECT_EQ(errorOf("[agent]\n\"we ird\" = 1\n"), "x.toml:2:1: unknown key \"we ird\" in [agent]");
+}
+
+TEST(configErrors, KeyInTheWrongSectionNamesTheRightOne) {
+  EXPECT_EQ(errorOf("[agent]\nlisten = []\n"),
+            "x.toml:2:1: unknown key 'listen' in [agent]; it belongs in [downstream]");
+  EXPECT_EQ(errorOf("name = \"gw\"\n"), "x.toml:1:1: unknown key 'name' outside any section; it belongs in [agent]");
+  EXPECT_EQ(errorOf("[agent]\ncertifiate = \"x\"\n"),
+            "x.toml:2:1: unknown key 'certifiate' in [agent]; did you mean 'certificate' in [downstream]?");
+  EXPECT_EQ(errorOf("\nfoo = 1\n"),
+            "x.toml:2:1: unknown key 'foo' outside any section; keys go in [agent], [downstream] or [limits]");
+}
+
+TEST(configErrors, UnknownSection) {
+  EXPECT_EQ(errorOf("[agent]\n[downsteam]\n"), "x.toml:2:1: unknown section [downsteam]; did you mean [downstream]?");
+  EXPECT_EQ(errorOf("[[peers]]\n"), "x.toml:1:1: unknown section [[peers]]");
+  EXPECT_EQ(errorOf("[agent.extra]\nx = 1\n"), "x.toml:1:1: unknown section [agent.extra]");
+  EXPECT_EQ(errorOf("agent = 3\n"), "x.toml:1:9: agent must be a section ([agent]), not an integer");
+  // Long or odd names are escaped and shortened so the message stays one readable line.
+  EXPECT_EQ(errorOf("[\"a\\nb\"]\n"), "x.toml:1:1: unknown section [\"a\\x0ab\"]");
+  EXPECT_EQ(errorOf("[" + std::string(100, 'q') + "]\n"),
+            "x.toml:1:1: unknown section [\"" + std::string(80, 'q') + "...\"]");
+}
+
+TEST(configErrors, PlannedSectionsAreRefusedNotIgnored) {
+  std::string text = "[agent]\nname = \"gw\"\n";
+  for (int line = 3; line < 12; ++line) text += "# comment\n";
+  text += "[upstream]\nuri = \"coaps://upstream.example:5684\"\n";
+  EXPECT_EQ(errorOf(text), "x.toml:12:1: [upstream] is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("\nupstream = \"coaps://x\"\n"),
+            "x.toml:2:1: [upstream] is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("[discovery]\nmulticast = true\n"),
+            "x.toml:1:1: [discovery] is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("[agent]\n[[acl]]\nidentity = \"*\"\n[[acl]]\nidentity = \"x\"\n"),
+            "x.toml:2:1: [[acl]] is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 5\nper_identity = { rate = 20.0, burst = 40 }\n"),
+            "x.toml:3:1: [limits] per_identity is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("[limits]\nper_node.rate = 2.0\n"),
+            "x.toml:2:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("[limits]\nhandshakes_per_address = {}\n"),
+            "x.toml:2:1: [limits] handshakes_per_address is not supported by this version of coap-edge yet; "
+            "remove it");
+}
+
+TEST(configErrors, EarliestProblemInTheFileIsReported) {
+  // toml++ iterates keys alphabetically; the operator reads the file top down.
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 0\n[agent]\nname = \"\"\n"),
+            "x.toml:2:16: [limits] max_sessions must be between 1 and 1000000, not 0");
+}
+
+// ---------------------------------------------------------------- types and ranges
+
+TEST(configErrors, WrongTypesNameExpectedAndFound) {
+  EXPECT_EQ(errorOf("[downstream]\nidle_timeout = 300\n"),
+            "x.toml:2:16: [downstream] idle_timeout must be a duration string like \"30s\", not an integer");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = \"0.0.0.0:5684\"\n"),
+            "x.toml:2:10: [downstream] listen must be an array of addresses like [\"0.0.0.0:5684\"], not a string");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [5684]\n"),
+            "x.toml:2:11: [downstream] listen entries must be strings like \"0.0.0.0:5684\", not an integer");
+  EXPECT_EQ(errorOf("[downstream]\npsk = \"false\"\n"),
+            "x.toml:2:7: [downstream] psk must be true or false, not a string (remove the quotes)");
+  EXPECT_EQ(errorOf("[downstream]\npsk = 1\n"), "x.toml:2:7: [downstream] psk must be true or false, not an integer");
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 1.5\n"),
+            "x.toml:2:16: [limits] max_sessions must be an integer, not a floating-point number");
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = \"10\"\n"),
+            "x.toml:2:16: [limits] max_sessions must be an integer, not a string (remove the quotes)");
+  EXPECT_EQ(errorOf("[agent]\nname = 2024-01-01\n"),
+            "x.toml:2:8: [agent] name must be a string like \"gw-01\", not a date");
+  EXPECT_EQ(errorOf("[agent]\nlog_level = [\"info\"]\n"),
+            "x.toml:2:13: [agent] log_level must be a string like \"info\", not an array");
+}
+
+TEST(configErrors, OutOfRangeNamesTheRange) {
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 1000001\n"),
+            "x.toml:2:16: [limits] max_sessions must be between 1 and 1000000, not 1000001");
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = -3\n"),
+            "x.toml:2:16: [limits] max_sessions must be between 1 and 1000000, not -3");
+  EXPECT_EQ(errorOf("[downstream]\nidle_timeout = \"999ms\"\n"),
+            "x.toml:2:16: [downstream] idle_timeout must be between 1s and 1d, not \"999ms\"");
+  EXPECT_EQ(errorOf("[downstream]\nidle_timeout = \"86401s\"\n"),
+            "x.toml:2:16: [downstream] idle_timeout must be between 1s and 1d, not \"86401s\"");
+  EXPECT_EQ(errorOf("[downstream]\nidle_timeout = \"9999d\"\n"),
+            "x.toml:2:16: [downstream] idle_timeout must be between 1s and 1d, not \"9999d\"");
+  EXPECT_EQ(errorOf("[downstream]\nidle_timeout = \"5 min\"\n"),
+            "x.toml:2:16: [downstream] idle_timeout \"5 min\" is not a duration: write a whole number and a unit "
+            "(ms, s, m, h or d) with nothing in between, e.g. \"30s\"");
+}
+
+TEST(configErrors, AgentNameAndLogLevel) {
+  const std::string name_rule = "[agent] name must be 1 to 63 characters from A-Z, a-z, 0-9, '.', '_' and '-', not ";
+  EXPECT_EQ(errorOf("[agent]\nname = \"gw 01\"\n"), "x.toml:2:8: " + name_rule + "\"gw 01\"");
+  EXPECT_EQ(errorOf("[agent]\nname = \"\"\n"), "x.toml:2:8: " + name_rule + "\"\"");
+  EXPECT_EQ(errorOf("[agent]\nname = \"" + std::string(64, 'n') + "\"\n"),
+            "x.toml:2:8: " + name_rule + "\"" + std::string(64, 'n') + "\"");
+  EXPECT_EQ(errorOf("[agent]\nname = \"a\\tb\"\n"), "x.toml:2:8: " + name_rule + "\"a\\x09b\"");
+  EXPECT_EQ(errorOf("[agent]\nlog_level = \"verbose\"\n"),
+            "x.toml:2:13: [agent] log_level must be one of \"error\", \"warning\", \"notice\", \"info\", \"debug\", "
+            "not \"verbose\"");
+}
+
+TEST(configErrors, X509NeedsAllThree) {
+  EXPECT_EQ(errorOf("[agent]\n[downstream]\ncertificate = \"gw.crt\"\n"),
+            "x.toml:2:1: [downstream] certificate, private_key and ca must be given together "
+            "(missing: private_key, ca)");
+  EXPECT_EQ(errorOf("[downstream]\ncertificate = \"a\"\nprivate_key = \"b\"\n"),
+            "x.toml:1:1: [downstream] certificate, private_key and ca must be given together (missing: ca)");
+}
+
+TEST(configErrors, PskOffNeedsCertificates) {
+  EXPECT_EQ(errorOf("[downstream]\npsk = false\n"),
+            "x.toml:2:7: [downstream] psk = false leaves devices no way to authenticate; "
+            "also set certificate, private_key and ca");
+}
+
+TEST(configErrors, TomlSyntaxErrorsKeepTomlPosition) {
+  const std::string error = errorOf("[agent]\nname = \"gw\nstate_dir = \"/x\"\n");
+  EXPECT_EQ(error.rfind("x.toml:2:", 0), 0U) << error;
+  const std::string duplicate = errorOf("[limits]\nmax_sessions = 1\nmax_sessions = 2\n");
+  EXPECT_EQ(duplicate.rfind("x.toml:3:", 0), 0U) << duplicate;
+  EXPECT_NE(duplicate.find("max_sessions"), std::string::npos) << duplicate;
+}
+
+// ---------------------------------------------------------------- listen addresses
+
+TEST(configListen, AcceptedForms) {
+  for (const char* text : {"127.0.0.1:5684", "[::1]:5684", "0.0.0.0:0", "[::]:5684", "[::ffff:10.0.0.1]:65535",
+                           "192.168.1.20:1"}) {
+    EXPECT_TRUE(parseSocketAddress(text).has_value()) << text;
+  }
+  const auto v6 = parseSocketAddress("[2001:db8::7]:5684");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->host, "2001:db8::7");
+  EXPECT_EQ(v6->port, 5684);
+  EXPECT_EQ(v6->text, "[2001:db8::7]:5684");
+}
+
+TEST(configListen, IPv6NeedsBracketsAndBracketsNeedIPv6) {
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"::1:5684\"]\n"),
+            "x.toml:2:11: [downstream] listen \"::1:5684\": IPv6 addresses need brackets, e.g. \"[::1]:5684\"");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"[127.0.0.1]:5684\"]\n"),
+            "x.toml:2:11: [downstream] listen \"[127.0.0.1]:5684\": \"127.0.0.1\" is not a numeric IPv6 address");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"[::1]5684\"]\n"),
+            "x.toml:2:11: [downstream] listen \"[::1]5684\": needs \":port\" after the brackets, e.g. \"[::]:5684\"");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"[::1:5684\"]\n"),
+            "x.toml:2:11: [downstream] listen \"[::1:5684\": has '[' but no closing ']'");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"[]:5684\"]\n"),
+            "x.toml:2:11: [downstream] listen \"[]:5684\": \"\" is not a numeric IPv6 address");
+  EXPECT_FALSE(parseSocketAddress("[fe80::1%eth0]:5684").has_value());
+}
+
+TEST(configListen, HostNamesAreRefusedWithTheReason) {
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"localhost:5684\"]\n"),
+            "x.toml:2:11: [downstream] listen \"localhost:5684\": host names such as \"localhost\" are not accepted "
+            "(no DNS lookup at startup); use a numeric address, e.g. \"0.0.0.0:5684\" or \"[::]:5684\"");
+}
+
+TEST(configListen, MalformedAddressesAndPorts) {
+  std::string why;
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1", &why));
+  EXPECT_EQ(why, "has no port; write host:port, e.g. \"0.0.0.0:5684\" or \"[::]:5684\"");
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1:", &why));
+  EXPECT_EQ(why, "has no port after ':'");
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1:65536", &why));
+  EXPECT_EQ(why, "port \"65536\" is out of range 0..65535");
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1:9999999999999999999999", &why));
+  EXPECT_EQ(why, "port \"9999999999999999999999\" is out of range 0..65535");
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1:-1", &why));
+  EXPECT_EQ(why, "port \"-1\" is not a number");
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1: 5684", &why));
+  EXPECT_FALSE(parseSocketAddress("1.2.3:5684", &why));
+  EXPECT_EQ(why, "\"1.2.3\" is not a numeric IPv4 address");
+  EXPECT_FALSE(parseSocketAddress(":5684", &why));
+  EXPECT_EQ(why, "has no host; use \"0.0.0.0\" for every IPv4 address");
+  EXPECT_FALSE(parseSocketAddress("", &why));
+  EXPECT_FALSE(parseSocketAddress(std::string_view("127.0.0.1\0:5684", 15), &why));
+}
+
+TEST(configListen, DuplicatesAreErrors) {
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"127.0.0.1:5684\",\n  \"127.0.0.1:5684\"]\n"),
+            "x.toml:3:3: [downstream] listen \"127.0.0.1:5684\" is listed twice (first at 2:11)");
+  EXPECT_EQ(errorOf("[downstream]\nplain_listen = [\"[::1]:5683\", \"[0:0::1]:5683\"]\n"),
+            "x.toml:2:31: [downstream] plain_listen \"[0:0::1]:5683\" is the same address as \"[::1]:5683\" at 2:17");
+  // The same address may appear in both families' wildcard forms and on different ports.
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"0.0.0.0:5684\", \"[::]:5684\", \"0.0.0.0:5685\"]\n"), "ok");
+}
+
+TEST(configListen, PlainAndSecureCannotShareAPort) {
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"0.0.0.0:5684\"]\nplain_listen = [\"127.0.0.1:5684\"]\n"),
+            "x.toml:3:17: [downstream] plain_listen \"127.0.0.1:5684\" overlaps [downstream] listen \"0.0.0.0:5684\" "
+            "at 2:11; one UDP port cannot serve both coap and coaps");
+  EXPECT_EQ(errorOf("[downstream]\nplain_listen = [\"[::1]:5684\"]\n"),
+            "x.toml:2:17: [downstream] plain_listen \"[::1]:5684\" overlaps the default [downstream] listen (listen "
+            "is not set); one UDP port cannot serve both coap and coaps");
+  EXPECT_EQ(errorOf("[downstream]\nlisten = [\"127.0.0.1:0\"]\nplain_listen = [\"127.0.0.1:0\", \"127.0.0.1:5683\"]\n"),
+            "ok");
+}
+
+// ---------------------------------------------------------------- durations
+
+TEST(configDuration, Accepted) {
+  EXPECT_EQ(parseDuration("250ms"), 250ms);
+  EXPECT_EQ(parseDuration("30s"), 30s);
+  EXPECT_EQ(parseDuration("5m"), 5min);
+  EXPECT_EQ(parseDuration("1h"), 1h);
+  EXPECT_EQ(parseDuration("1d"), 24h);
+  EXPECT_EQ(parseDuration("0s"), 0ms);
+  EXPECT_EQ(parseDuration("007s"), 7s);
+  EXPECT_EQ(parseDuration("365d"), 365 * 24h);
+  EXPECT_EQ(parseDuration("8760h"), 8760h);
+  EXPECT_EQ(parseDuration("31536000000ms"), 31536000000ms);
+}
+
+TEST(configDuration, Rejected) {
+  for (const std::string_view text :
+       {"", "s", "1", "-1s", "+1s", " 1s", "1s ", "1 s", "1.5s", "1S", "1sec", "1s1s", "1y", "ms", "366d", "8761h",
+        "31536000001ms", "99999999999999999999d", "18446744073709551617ms", "0x10s"}) {
+    EXPECT_FALSE(parseDuration(text).has_value()) << '"' << text << '"';
+  }
+  EXPECT_FALSE(parseDuration(std::string_view("1\0s", 3)).has_value());
+}
+
+// ---------------------------------------------------------------- files
+
+TEST(configFile, MissingFile) {
+  const auto result = loadFile("/nonexistent/coap-edge/agent.toml");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->str(), "/nonexistent/coap-edge/agent.toml: cannot read: No such file or directory");
+}
+
+TEST(configFile, DirectoryIsNotAFile) {
+  const TempDir dir;
+  const auto result = loadFile(dir.path());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->str(), dir.path().string() + ": cannot read: Is a directory");
+}
+
+TEST(configFile, HugeFileIsRefused) {
+  const TempDir dir;
+  const fs::path file = dir.write("big.toml", std::string(1024 * 1024 + 1, '#'));
+  const auto result = loadFile(file);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->str(), file.string() + ": larger than 1 MiB; this is not a configuration file");
+  EXPECT_EQ(parse(std::string(1024 * 1024 + 1, '#'), "big.toml").error->str(),
+            "big.toml: larger than 1 MiB; this is not a configuration file");
+}
+
+TEST(configFile, ErrorsNameTheFileAsGiven) {
+  const TempDir dir;
+  const fs::path file = dir.write("agent.toml", "[agent]\nname = \"gw\"\n\n[downstream]\nlistn = []\n");
+  const auto result = loadFile(file);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error->str(), file.string() + ":5:1: unknown key 'listn' in [downstream]; did you mean 'listen'?");
+}
+
+TEST(configFile, LoadsAndResolvesAgainstItsDirectory) {
+  const TempDir dir;
+  const fs::path file = dir.write("agent.toml", "[agent]\nstate_dir = \"state\"\n");
+  const auto result = loadFile(file);
+  ASSERT_TRUE(result.ok()) << result.error->str();
+  EXPECT_EQ(result.config->file, file);
+  EXPECT_EQ(result.config->agent.state_dir.value, dir.path() / "state");
+  EXPECT_EQ(result.config->agent.state_dir.where.line, 2U);
+}
+
+TEST(configFile, ErrorWithoutPosition) {
+  EXPECT_EQ((Error{"a.toml", {}, "boom"}).str(), "a.toml: boom");
+  EXPECT_EQ((Error{"a.toml", {4, 0}, "boom"}).str(), "a.toml:4: boom");
+  EXPECT_EQ((Error{"a.toml", {4, 2}, "boom"}).str(), "a.toml:4:2: boom");
+}
+
+TEST(configFile, GarbageNeverThrows) {
+  const std::string nested(5000, '[');
+  for (const std::string& text : {std::string("\0\xff\xfe", 3), std::string("a = \"\xc3\x28\"\n"), nested,
+                                  "x = " + nested, std::string("\xef\xbb\xbf[agent]\nname = \"bom\"\n")}) {
+    const auto result = parse(text, "g.toml");
+    EXPECT_NE(result.ok(), result.error.has_value());
+  }
+}
+
+// ---------------------------------------------------------------- the packaged file
+
+const fs::path kShipped = kSourceDir / "config" / "agent.toml";
+
+TEST(configShipped, LoadsAsIs) {
+  const auto result = loadFile(kShipped);
+  ASSERT_TRUE(result.ok()) << result.error->str();
+  const Config& config = *result.config;
+  EXPECT_EQ(config.agent.state_dir.value, fs::path("/var/lib/coap-edge"));
+  // listen is commented out: loopback only until the operator opens it.
+  ASSERT_EQ(config.downstream.listen.size(), 2U);
+  EXPECT_EQ(config.downstream.listen[0].value.text, "127.0.0.1:5684");
+  EXPECT_FALSE(config.downstream.x509());
+}
+
+TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
+  // "#key = value" lines show a supported key with its default; uncommenting all of them
+  // must still load, and give the defaults (listen and the X.509 paths being examples).
+  std::istringstream lines(readText(kShipped));
+  std::string text;
+  const std::regex commented_key("#([a-z_]+ = .*)");
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch match;
+    text += (std::regex_match(line, match, commented_key) ? match[1].str() : line) + "\n";
+  }
+  for (const char* key : {"name", "state_dir", "log_level", "listen", "plain_listen", "certificate", "private_key",
+                          "ca", "psk", "idle_timeout", "max_sessions"}) {
+    EXPECT_TRUE(std::regex_search(text, std::regex(std::string("(^|\n)") + key + " = "))) << key << " not shown";
+  }
+  auto result = parse(text, kShipped);
+  ASSERT_TRUE(result.ok()) << result.error->str();
+  const Config& config = *result.config;
+  const Config defaults = parseOk("");
+  EXPECT_EQ(config.agent.name, defaults.agent.name);
+  EXPECT_EQ(config.agent.log_level, defaults.agent.log_level);
+  EXPECT_EQ(config.downstream.plain_listen.size(), 0U);
+  EXPECT_EQ(config.downstream.psk, defaults.downstream.psk);
+  EXPECT_EQ(config.downstream.idle_timeout, defaults.downstream.idle_timeout);
+  EXPECT_EQ(config.limits.max_sessions, defaults.limits.max_sessions);
+  ASSERT_EQ(config.downstream.listen.size(), 2U);
+  EXPECT_EQ(config.downstream.listen[0].value.text, "0.0.0.0:5684");
+  EXPECT_EQ(config.downstream.listen[1].value.text, "[::]:5684");
+  ASSERT_TRUE(config.downstream.x509());
+  EXPECT_EQ(config.downstream.ca->value, fs::path("/etc/coap-edge/certs/ca.crt"));
+}
+
+}  // namespace
+}  // namespace coap_edge::config
