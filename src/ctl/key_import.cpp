@@ -114,9 +114,13 @@ KeyImport parseCsv(std::string_view text) {
 // duplicate fields in an entry, and nesting where a string belongs. The nested value is
 // discarded right away, which also bounds memory for inputs like "[[[[[[...".
 struct JsonWatcher {
-  std::size_t element = kNone;  // index of the array element being parsed
+  std::size_t element = kNone;  // index of the latest array element seen
+  bool inside = false;           // between the start and the end of that element
   std::vector<std::string> fields;
   std::optional<ImportProblem> problem;
+
+  // The element an exception thrown now belongs to (a scalar element throws before its event).
+  [[nodiscard]] std::size_t current() const { return inside ? element : element + 1; }
 
   bool operator()(int depth, Json::parse_event_t event, Json& parsed) {
     using E = Json::parse_event_t;
@@ -124,7 +128,9 @@ struct JsonWatcher {
     if (depth == 1 && starts) {
       ++element;
       fields.clear();
+      inside = event != E::value;
     }
+    if (depth == 1 && (event == E::object_end || event == E::array_end)) inside = false;
     if (depth == 2 && event == E::key && parsed.is_string()) {
       const auto& name = parsed.get_ref<const std::string&>();
       for (const auto& f : fields) {
@@ -186,6 +192,10 @@ KeyImport parseJson(std::string_view text) {
     if (p.column == 0) p.column = 1;
     p.message = "JSON syntax error";
     return failure(out.format, std::move(p));
+  } catch (const Json::exception&) {
+    // Number overflow (out_of_range 406) and the like: located by entry, and again never
+    // quoting e.what(), which would show the offending digits (a key written without quotes).
+    return failure(out.format, atIndex(watcher.current(), "invalid JSON value (entries hold only strings)"));
   }
   if (!doc.is_array()) return failure(out.format, atLine(1, "expected a JSON array of entries"));
   std::unordered_map<std::string, std::size_t> seen;  // identity -> index

@@ -27,7 +27,8 @@ inline constexpr std::string_view kFileName = "keystore.db";
 /// 1..128 bytes of printable ASCII without space, ',' or '"': identities travel in CSV, JSON
 /// and as the DTLS PSK identity, and must mean the same thing in all three.
 [[nodiscard]] bool isValidIdentity(std::string_view identity) noexcept;
-/// Why `identity` is invalid, for messages ("" if it is valid). Quotes nothing back verbatim.
+/// Why `identity` is invalid, for messages ("" if valid); names the offending character and
+/// position rather than echoing the identity.
 [[nodiscard]] std::string identityProblem(std::string_view identity);
 [[nodiscard]] bool isValidKeyLength(std::size_t bytes) noexcept;
 

@@ -9,6 +9,18 @@
 #include <cstddef>
 #include <cstdint>
 
+namespace {
+
+constexpr std::size_t kMaxPdu = 1400;  // what the agent accepts over one UDP/DTLS datagram
+
+// Request codes are class 0, detail 1..31 (RFC 7252 §12.1.1).
+bool isRequest(const coap_pdu_t* pdu) {
+  const auto code = static_cast<unsigned>(coap_pdu_get_code(pdu));
+  return code >= 1 && code < 32;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const bool started = [] {
     coap_startup();
@@ -16,9 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return true;
   }();
   (void)started;
-  coap_pdu_t* pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, 0, COAP_DEFAULT_MAX_PDU_RX_SIZE);
+  coap_pdu_t* pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, 0, kMaxPdu);
   if (pdu == nullptr) return 0;
-  if (coap_pdu_parse(COAP_PROTO_UDP, data, size, pdu) != 0 && COAP_PDU_IS_REQUEST(pdu)) {
+  if (coap_pdu_parse(COAP_PROTO_UDP, data, size, pdu) != 0 && isRequest(pdu)) {
     coap_string_t* query = coap_get_query(pdu);
     coap_edge::coap::Request req;
     coap_edge::coap::PeerIdentity peer;
@@ -26,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     coap_edge::coap::readRequest(pdu, query, req);
     coap_edge::daemon::StatusSnapshot snapshot;
     const auto res = coap_edge::daemon::statusResponse(req, snapshot);
-    coap_pdu_t* response = coap_pdu_init(COAP_MESSAGE_ACK, 0, 0, 1152);
+    coap_pdu_t* response = coap_pdu_init(COAP_MESSAGE_ACK, static_cast<coap_pdu_code_t>(0), 0, kMaxPdu);
     if (response != nullptr) {
       coap_edge::coap::writeResponseCode(res, response);
       coap_delete_pdu(response);

@@ -104,6 +104,27 @@ TEST_P(PskInterop, RevokedIdentityLosesItsOpenSessionAndCannotReconnect) {
   EXPECT_EQ(again.out.find("</status>"), std::string::npos) << again.out;
 }
 
+TEST_P(PskInterop, SessionsBeyondMaxSessionsAreRefused) {
+  // Restart the agent with room for exactly one session.
+  agent_.reset();
+  agent_ = std::make_unique<AgentUnderTest>(dir_, baseConfig(dir_, port_) + "[limits]\nmax_sessions = 1\n");
+  ASSERT_TRUE(agent_->ready()) << agent_->log();
+  Child holder({GetParam(), "-B", "20", "-s", "20", "-u", "dev-1", "-k", kKey1, coapsUri(port_, "status")}, {},
+               (dir_ / "holder.err").string(), (dir_ / "holder.out").string());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (agent_->log().find("session established: 'dev-1'") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(agent_->log().find("session established: 'dev-1'"), std::string::npos) << agent_->log();
+
+  const auto second = pskGet(GetParam(), port_, "dev-2", kKey2, ".well-known/core", 3);
+  EXPECT_EQ(second.out.find("</status>"), std::string::npos) << second.out;
+  EXPECT_NE(agent_->log().find("refusing handshake of 'dev-2'"), std::string::npos) << agent_->log();
+  EXPECT_NE(agent_->log().find("at max_sessions (1)"), std::string::npos) << agent_->log();
+  EXPECT_TRUE(holder.running()) << "the established session must not be the one that pays";
+}
+
 INSTANTIATE_TEST_SUITE_P(DebianClients, PskInterop, ::testing::Values(kGnutlsClient, kOpensslClient),
                          [](const auto& param_info) { return std::string(param_info.param).substr(12); });
 

@@ -142,6 +142,7 @@ AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_tex
   notify_path_ = dir / "notify.sock";
   writeFile(config_, config_text);
 
+  std::filesystem::remove(notify_path_);  // left over by an earlier agent in the same directory
   notify_fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -158,6 +159,8 @@ AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_tex
 AgentUnderTest::~AgentUnderTest() {
   if (child_ && child_->running()) stop(std::chrono::seconds(5));
   if (notify_fd_ >= 0) close(notify_fd_);
+  std::error_code ec;
+  std::filesystem::remove(notify_path_, ec);
 }
 
 std::string AgentUnderTest::log() const { return readFile(log_); }

@@ -197,7 +197,9 @@ TEST_F(ctlTest, ImportErrorsNeverQuoteKeys) {
   for (const std::string& input : {"bad id," + key + "\n", "a," + key + "x\n", "a," + key + ",extra\n",
                                    "[{\"identity\": \"a\", \"key_hex\": \"" + key + "\" \"x\"}]",
                                    "[{\"identity\": \"a\", \"key_hex\": \"" + key + "\", \"k\": 1}]",
-                                   "[{\"identity\": \"a\", \"key_hex\": \"" + key + "\x01\"}]"}) {
+                                   "[{\"identity\": \"a\", \"key_hex\": \"" + key + "\x01\"}]",
+                                   // found by fuzz_keys_import: nlohmann's number overflow quoted the digits
+                                   "[{\"identity\": \"a\", \"key_hex\": 9" + key + "e9" + key + "}]"}) {
     const CtlRun r = run({"keys", "import", "-"}, input);
     EXPECT_EQ(r.code, kExitDataErr) << input;
     EXPECT_EQ(r.err.find(key), std::string::npos) << r.err;
@@ -319,6 +321,11 @@ TEST(ctlKeyImport, JsonDetails) {
   EXPECT_EQ(r.error->line, 3u);
   EXPECT_GT(r.error->column, 0u);
   EXPECT_EQ(r.error->message, "JSON syntax error");
+  r = parseKeyImport(" [778833445e66778899aabbcc[");  // fuzz_keys_import crash: must not throw
+  ASSERT_FALSE(r.ok());
+  r = parseKeyImport("[{}, 1e999999]");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->index, 1u);
   r = parseKeyImport("[]");
   EXPECT_FALSE(r.ok());
   r = parseKeyImport(std::string(100000, '[') + std::string(100000, ']'));
