@@ -39,8 +39,9 @@ fetch_sources() {
 # build_dir DIR [cmake args...]: configure (once) and build everything in DIR with -j2.
 build_dir() {
   local dir=$1; shift
-  cmake -S "$COAP_EDGE_ROOT" -B "$dir" "$@" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log" >&2; return 1; }
-  grep -E 'libcoap-patches:' "$dir.configure.log" || true
+  mkdir -p "$dir"
+  cmake -S "$COAP_EDGE_ROOT" -B "$dir" "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log" >&2; return 1; }
+  grep -E 'libcoap-patches:' "$dir/configure.log" || true
   cmake --build "$dir" --parallel 2
 }
