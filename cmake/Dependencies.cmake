@@ -4,7 +4,13 @@
 #   COAP_EDGE_SOURCES_DIR names a directory that holds the tarballs (offline / Debian builds).
 # Results: imported targets coap_edge::mbedtls and coap_edge::coap.
 
-set(COAP_EDGE_SOURCES_DIR "$ENV{HOME}/.cache/coap-edge/sources"
+# Same default as cmake/fetch-sources.sh: ${XDG_CACHE_HOME:-~/.cache}/coap-edge/sources.
+if(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
+  set(_default_sources "$ENV{XDG_CACHE_HOME}/coap-edge/sources")
+else()
+  set(_default_sources "$ENV{HOME}/.cache/coap-edge/sources")
+endif()
+set(COAP_EDGE_SOURCES_DIR "${_default_sources}"
     CACHE PATH "Directory holding the pinned tarballs listed in cmake/pins.txt")
 set(COAP_EDGE_DEPS_C_FLAGS "" CACHE STRING
     "Extra C flags for mbedTLS and libcoap (the sanitizer builds instrument them too)")
