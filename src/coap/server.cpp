@@ -5,6 +5,9 @@
 #include <arpa/inet.h>
 #include <coap3/coap.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -27,6 +30,20 @@ coap_address_t toAddress(const ListenAddress& listen) {
   }
   coap_address_set_port(&addr, listen.port);
   return addr;
+}
+
+// 0 if `addr` can be bound exclusively right now, else the errno of the failed bind.
+int probeBind(const coap_address_t& addr) {
+  const int fd = socket(addr.addr.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  if (addr.addr.sa.sa_family == AF_INET6) {
+    const int off = 0;  // as libcoap does: dual-stack, so a v4 user of the port conflicts too
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+  }
+  const int rc = bind(fd, &addr.addr.sa, addr.size);
+  const int err = rc == 0 ? 0 : errno;
+  close(fd);
+  return err;
 }
 
 }  // namespace
@@ -96,6 +113,15 @@ SessionCounts Server::sessionCounts() const {
   return c;
 }
 
+std::vector<SessionView> Server::sessionList() const {
+  std::vector<SessionView> out;
+  const auto now = std::chrono::steady_clock::now();
+  sessions_.forEach([&](const SessionEntry& e) {
+    if (e.established) out.push_back({e.peer, std::chrono::duration_cast<std::chrono::seconds>(now - e.since)});
+  });
+  return out;
+}
+
 std::size_t Server::closeSessions(const std::function<bool(const PeerIdentity&)>& match) {
   std::vector<coap_session_t*> victims;
   sessions_.forEach([&](const void* key, SessionEntry& entry) {
@@ -137,6 +163,21 @@ void Server::bindEndpoints(const ServerSettings& settings) {
   for (std::size_t i = 0; i < settings.listen.size(); ++i) {
     const ListenAddress& l = settings.listen[i];
     coap_address_t addr = toAddress(l);
+    // libcoap binds with SO_REUSEADDR, with which Linux lets a second process bind the same UDP
+    // port and silently steal part of the traffic: probe without it first.
+    if (l.port != 0) {
+      if (const int err = probeBind(addr); err != 0) {
+        if (l.optional) {
+          CE_LOG_WARN("default listen address {}:{} is not available here ({}); skipping it", l.host, l.port,
+                      std::strerror(err));
+          continue;
+        }
+        StartupError e("cannot listen on " + l.host + ":" + std::to_string(l.port) + " (" +
+                       (l.secure ? "coaps" : "coap") + "): " + std::strerror(err));
+        e.listen_index = i;
+        throw e;
+      }
+    }
     errno = 0;
     coap_endpoint_t* ep = coap_new_endpoint(context_.get(), &addr, l.secure ? COAP_PROTO_DTLS : COAP_PROTO_UDP);
     if (ep == nullptr && l.optional) {

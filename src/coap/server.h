@@ -82,6 +82,12 @@ struct ResourceSpec {
   bool observable = false;  ///< GET may carry Observe (RFC 7641); see Server::notifyObservers
 };
 
+/// One established session, for operators (coap-edge-ctl status).
+struct SessionView {
+  PeerIdentity peer;
+  std::chrono::seconds age{0};
+};
+
 struct SessionCounts {
   std::size_t total = 0;  ///< every server session libcoap holds (including handshakes)
   std::size_t established = 0;
@@ -115,6 +121,8 @@ class Server {
   void setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions);
 
   [[nodiscard]] SessionCounts sessionCounts() const;
+  /// Every established session (identity, kind, peer address, age).
+  [[nodiscard]] std::vector<SessionView> sessionList() const;
   /// Called from process() (never inside a libcoap callback) after sessions came or went.
   void onSessionsChanged(std::function<void()> fn) { sessions_changed_cb_ = std::move(fn); }
   /// Sends a notification to every observer of the resource at `path`.

@@ -46,4 +46,8 @@ void SessionTable::forEach(const std::function<void(const void*, SessionEntry&)>
   for (auto& [key, entry] : entries_) fn(key, entry);
 }
 
+void SessionTable::forEach(const std::function<void(const SessionEntry&)>& fn) const {
+  for (const auto& [key, entry] : entries_) fn(entry);
+}
+
 }  // namespace coap_edge::coap

@@ -28,6 +28,7 @@ class SessionTable {
   [[nodiscard]] std::size_t established() const;
   [[nodiscard]] std::size_t established(AuthKind kind) const;
   void forEach(const std::function<void(const void*, SessionEntry&)>& fn);
+  void forEach(const std::function<void(const SessionEntry&)>& fn) const;
 
  private:
   std::unordered_map<const void*, SessionEntry> entries_;

@@ -67,4 +67,7 @@ int keysImport(Invocation& inv);
 int keysList(Invocation& inv);
 int keysRevoke(Invocation& inv);
 
+// Talking to the running agent (status_command.cpp).
+int status(Invocation& inv);
+
 }  // namespace coap_edge::ctl

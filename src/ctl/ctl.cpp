@@ -27,6 +27,10 @@ constexpr std::array kCommands = {
             keysImport},
     Command{"keys list", "[--json]", "identities, created (UTC), status, revoked; never keys", keysList},
     Command{"keys revoke", "ID", "revoke ID; the running agent closes its sessions within 2 s", keysRevoke},
+    Command{"status", "[--json]",
+            "ask the running agent (over <state_dir>/agent.sock) for its sessions (identity, peer,\n"
+            "age), key counts and counters; fails with exit 1 when the agent is not running",
+            status},
 };
 
 void printHelp(std::ostream& out) {

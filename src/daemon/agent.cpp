@@ -6,6 +6,8 @@
 #include "daemon/status_resource.h"
 #include "tls/pki_files.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <csignal>
 
@@ -87,6 +89,13 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
   if (config_.downstream.x509() && tls::isGroupOrWorldReadable(config_.downstream.private_key->value)) {
     CE_LOG_WARN("private key '{}' is readable by group or others: chmod 600 it", config_.downstream.private_key->value.string());
   }
+  // Before any socket: a second agent on the same state_dir must fail here, not share ports.
+  try {
+    control_ = std::make_unique<ControlSocket>(loop_, config_.agent.state_dir.value / "agent.sock",
+                                               [this](std::string_view r) { return controlRequest(r); });
+  } catch (const std::exception& e) {
+    throw StartupFailure(at(config_, config_.agent.state_dir.where, e.what()), 1);
+  }
   psk_source_ = std::make_unique<KeystorePsk>(keystore_);
   keystore_version_ = keystore_.changeCounter();
 
@@ -121,17 +130,37 @@ void Agent::registerResources() {
   server_->addResource({"status",
                         {{"rt", "\"coap-edge.status\""}, {"ct", "50"}, {"title", "\"Gateway status\""}},
                         {coap::Method::get},
-                        [this](const coap::Request& req) {
-                          StatusSnapshot snap;
-                          snap.agent_name = config_.agent.name;
-                          snap.uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::steady_clock::now() - started_);
-                          snap.sessions = server_->sessionCounts();
-                          return statusResponse(req, snap);
-                        },
+                        [this](const coap::Request& req) { return statusResponse(req, snapshot()); },
                         true});
   // Observers of /status learn about sessions coming and going without polling.
   server_->onSessionsChanged([this] { server_->notifyObservers("status"); });
+}
+
+StatusSnapshot Agent::snapshot() const {
+  StatusSnapshot snap;
+  snap.agent_name = config_.agent.name;
+  snap.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  snap.sessions = server_->sessionCounts();
+  return snap;
+}
+
+std::string Agent::controlRequest(std::string_view request) {
+  if (request != "status") return nlohmann::json{{"error", "unknown request"}}.dump() + "\n";
+  auto doc = nlohmann::json::parse(statusJson(snapshot()));
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& s : server_->sessionList()) {
+    list.push_back({{"identity", s.peer.identity},
+                    {"auth", coap::authKindName(s.peer.kind)},
+                    {"peer", s.peer.address},
+                    {"age_s", s.age.count()}});
+  }
+  doc["session_list"] = std::move(list);
+  std::size_t active = 0;
+  std::size_t revoked = 0;
+  for (const auto& k : keystore_.list()) (k.revoked_at ? revoked : active)++;
+  doc["keys"] = {{"active", active}, {"revoked", revoked}};
+  // Invalid UTF-8 in identities is replaced rather than failing the whole answer.
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 int Agent::run() {

@@ -5,8 +5,10 @@
 
 #include "coap/server.h"
 #include "config/config.h"
+#include "daemon/control_socket.h"
 #include "daemon/event_loop.h"
 #include "daemon/signals.h"
+#include "daemon/status_resource.h"
 #include "keystore/keystore.h"
 
 #include <chrono>
@@ -48,6 +50,9 @@ class Agent {
   void reload();
   void pollKeystore();
   void registerResources();
+  [[nodiscard]] StatusSnapshot snapshot() const;
+  /// One control request ("status") -> one JSON line.
+  [[nodiscard]] std::string controlRequest(std::string_view request);
 
   config::Config config_;
   keystore::Keystore keystore_;
@@ -55,6 +60,7 @@ class Agent {
   std::unique_ptr<coap::Server> server_;
   EventLoop loop_;
   SignalFd signals_;
+  std::unique_ptr<ControlSocket> control_;
   std::uint64_t keystore_version_ = 0;
   std::chrono::steady_clock::time_point started_;
 };

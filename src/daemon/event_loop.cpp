@@ -25,12 +25,13 @@ EventLoop::~EventLoop() {
   close(epoll_fd_);
 }
 
-void EventLoop::watch(int fd, FdCallback on_readable) {
+void EventLoop::watch(int fd, FdCallback on_ready, bool writable) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = writable ? EPOLLOUT : EPOLLIN;
   ev.data.fd = fd;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) throwErrno("epoll_ctl(ADD)");
-  watches_[fd] = std::make_shared<FdCallback>(std::move(on_readable));
+  const int op = watches_.count(fd) != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (epoll_ctl(epoll_fd_, op, fd, &ev) != 0) throwErrno("epoll_ctl");
+  watches_[fd] = std::make_shared<FdCallback>(std::move(on_ready));
 }
 
 void EventLoop::unwatch(int fd) {

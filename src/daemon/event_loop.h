@@ -21,8 +21,9 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  /// Calls `on_readable` whenever `fd` is readable. The fd stays owned by the caller.
-  void watch(int fd, FdCallback on_readable);
+  /// Calls `on_ready` whenever `fd` is readable (or writable, if asked). The fd stays owned by
+  /// the caller. Watching an fd again replaces its callback and interest.
+  void watch(int fd, FdCallback on_ready, bool writable = false);
   void unwatch(int fd);
   /// A periodic timer (timerfd, CLOCK_MONOTONIC); returns its id for cancelTimer().
   int addTimer(std::chrono::milliseconds period, FdCallback on_expiry);

@@ -106,5 +106,56 @@ TEST(AgentLifecycle, SighupReloadsLimitsWithoutDroppingSessions) {
   EXPECT_TRUE(observer.running()) << "the observing client lost its session on reload";
 }
 
+TEST(AgentLifecycle, CtlStatusShowsLiveSessionsAndSaysWhenTheAgentIsDown) {
+  TempDir dir;
+  const auto port = freeUdpPort();
+  writeFile(dir / "agent.toml", baseConfig(dir, port));
+  const auto down = ctl(dir / "agent.toml", {"status"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_NE(down.err.find("the agent is not running"), std::string::npos) << down.err;
+
+  AgentUnderTest agent(dir, baseConfig(dir, port));
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  ASSERT_EQ(ctl(agent.configFile(), {"keys", "import", "-"}, "dev-9,6465762d392d7365637265742d6b6579\n").exit_code, 0);
+  Child observer({kGnutlsClient, "-B", "20", "-s", "20", "-u", "dev-9", "-k", "dev-9-secret-key", coapsUri(port, "status")},
+                 {}, (dir / "obs.err").string(), (dir / "obs.out").string());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (agent.log().find("session established: 'dev-9'") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto human = ctl(agent.configFile(), {"status"});
+  EXPECT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("1 established (1 psk"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("dev-9"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("keys: 1 active, 0 revoked"), std::string::npos) << human.out;
+  const auto json = ctl(agent.configFile(), {"status", "--json"});
+  EXPECT_EQ(json.exit_code, 0);
+  EXPECT_NE(json.out.find("\"identity\": \"dev-9\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"auth\": \"psk\""), std::string::npos) << json.out;
+}
+
+TEST(AgentLifecycle, SecondAgentOnTheSameStateDirOrPortIsRefused) {
+  TempDir dir;
+  const auto port = freeUdpPort();
+  AgentUnderTest first(dir, baseConfig(dir, port));
+  ASSERT_TRUE(first.ready()) << first.log();
+
+  // Same state directory: refused before it touches the network.
+  const auto same_state = run({agentBinary(), "--config", first.configFile().string()}, 15s);
+  EXPECT_EQ(same_state.exit_code, 1);
+  EXPECT_NE(same_state.err.find("another coap-edge-agent is running with this state_dir"), std::string::npos)
+      << same_state.err;
+
+  // Another state directory but the same port: refused instead of silently sharing the port.
+  TempDir other;
+  writeFile(other / "agent.toml", baseConfig(other, port));
+  const auto same_port = run({agentBinary(), "--config", (other / "agent.toml").string()}, 15s);
+  EXPECT_EQ(same_port.exit_code, 78);
+  EXPECT_NE(same_port.err.find("cannot listen on 127.0.0.1:" + std::to_string(port) + " (coaps): Address already in use"),
+            std::string::npos)
+      << same_port.err;
+  EXPECT_TRUE(first.ready());
+}
+
 }  // namespace
 }  // namespace coap_edge::test

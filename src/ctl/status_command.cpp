@@ -1,0 +1,119 @@
+// `coap-edge-ctl status`: asks the running agent over its control socket
+// (<state_dir>/agent.sock) and prints what it says, for people or (--json) for scripts.
+
+#include "ctl/commands.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ostream>
+
+namespace coap_edge::ctl {
+namespace {
+
+// Sends one request line and reads the answer until the agent closes; bounded by a 5 s timeout.
+std::optional<std::string> ask(const std::filesystem::path& socket_path, std::string_view request, std::string& why) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string p = socket_path.string();
+  if (p.size() >= sizeof(addr.sun_path)) {
+    why = "socket path too long: " + p;
+    return std::nullopt;
+  }
+  std::memcpy(addr.sun_path, p.c_str(), p.size() + 1);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    why = std::strerror(errno);
+    return std::nullopt;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    close(fd);
+    why = (err == ENOENT || err == ECONNREFUSED)
+              ? "the agent is not running (no agent listening on " + p + "); start it with systemctl start coap-edge-agent"
+              : "cannot reach the agent at " + p + ": " + std::strerror(err);
+    return std::nullopt;
+  }
+  const std::string line = std::string(request) + "\n";
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    why = std::string("cannot talk to the agent: ") + std::strerror(errno);
+    close(fd);
+    return std::nullopt;
+  }
+  std::string answer;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      answer.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      why = "the agent did not answer within 5 s";
+      close(fd);
+      return std::nullopt;
+    }
+    break;
+  }
+  close(fd);
+  return answer;
+}
+
+std::string ageText(std::int64_t s) {
+  if (s < 120) return fmt::format("{}s", s);
+  if (s < 7200) return fmt::format("{}m", s / 60);
+  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
+}  // namespace
+
+int status(Invocation& inv) {
+  auto args = parseArgs(inv, {"--json"}, 0);
+  if (!args) return 2;
+  int code = 0;
+  auto cfg = loadConfig(inv, code);
+  if (!cfg) return code;
+  std::string why;
+  auto answer = ask(cfg->agent.state_dir.value / "agent.sock", "status", why);
+  if (!answer) return fail(inv, 1, why);
+  nlohmann::json doc = nlohmann::json::parse(*answer, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return fail(inv, 1, "the agent's answer is not valid JSON");
+  if (args->has("--json")) {
+    inv.out << doc.dump(2) << '\n';
+    return 0;
+  }
+  const auto& s = doc["sessions"];
+  inv.out << fmt::format("agent {} ({}), up {}\n", doc.value("agent", "?"), doc.value("version", "?"),
+                         ageText(doc.value("uptime_s", std::int64_t{0})));
+  inv.out << fmt::format("stack: {}, {}\n", doc.value("libcoap", "?"), doc.value("tls_library", "?"));
+  inv.out << fmt::format("sessions: {} established ({} psk, {} x509, {} plain)\n", s.value("established", 0),
+                         s.value("psk", 0), s.value("x509", 0), s.value("plain", 0));
+  inv.out << fmt::format("keys: {} active, {} revoked\n", doc["keys"].value("active", 0),
+                         doc["keys"].value("revoked", 0));
+  if (doc.contains("acl")) {
+    const auto& a = doc["acl"];
+    inv.out << fmt::format("acl: {} allowed, {} forbidden, {} unauthenticated\n", a.value("allowed", 0),
+                           a.value("forbidden", 0), a.value("unauthenticated", 0));
+  }
+  const auto& list = doc["session_list"];
+  if (list.is_array() && !list.empty()) {
+    inv.out << fmt::format("\n{:<32} {:<5} {:<40} {}\n", "IDENTITY", "AUTH", "PEER", "AGE");
+    for (const auto& e : list) {
+      inv.out << fmt::format("{:<32} {:<5} {:<40} {}\n", e.value("identity", ""), e.value("auth", ""),
+                             e.value("peer", ""), ageText(e.value("age_s", std::int64_t{0})));
+    }
+  }
+  return 0;
+}
+
+}  // namespace coap_edge::ctl
