@@ -70,8 +70,19 @@ TEST(AgentLifecycle, SigtermDrainsAndExitsZero) {
   TempDir dir;
   AgentUnderTest agent(dir, baseConfig(dir, freeUdpPort()));
   ASSERT_TRUE(agent.ready()) << agent.log();
+  agent.signal(SIGTERM);
+  EXPECT_TRUE(agent.waitNotify("STOPPING=1", 5s));
   EXPECT_EQ(agent.stop(), std::optional<int>(0)) << agent.log();
   EXPECT_NE(agent.log().find("stopped"), std::string::npos);
+}
+
+TEST(AgentLifecycle, FeedsTheSystemdWatchdog) {
+  TempDir dir;
+  // What systemd sets for WatchdogSec=0.4s: the agent must ping at least every 0.4 s.
+  AgentUnderTest agent(dir, baseConfig(dir, freeUdpPort()), {{"WATCHDOG_USEC", "400000"}});
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  EXPECT_TRUE(agent.waitNotify("WATCHDOG=1", 2s));
+  EXPECT_TRUE(agent.waitNotify("WATCHDOG=1", 2s));
 }
 
 TEST(AgentLifecycle, SighupReloadsLimitsWithoutDroppingSessions) {

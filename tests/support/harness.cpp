@@ -136,7 +136,8 @@ TestPki makeTestPki(const std::filesystem::path& dir) {
   return p;
 }
 
-AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_text) {
+AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_text,
+                               const std::map<std::string, std::string>& extra_env) {
   config_ = dir / "agent.toml";
   log_ = dir / "agent.log";
   notify_path_ = dir / "notify.sock";
@@ -150,8 +151,9 @@ AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_tex
   if (bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     throw std::runtime_error("bind notify socket");
   }
-  child_ = std::make_unique<Child>(std::vector<std::string>{agentBinary(), "--config", config_.string()},
-                                   std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify_path_.string()}},
+  std::map<std::string, std::string> env = extra_env;
+  env["NOTIFY_SOCKET"] = notify_path_.string();
+  child_ = std::make_unique<Child>(std::vector<std::string>{agentBinary(), "--config", config_.string()}, env,
                                    log_.string());
   ready_ = waitNotify("READY=1", std::chrono::seconds(15));
 }

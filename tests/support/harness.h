@@ -53,7 +53,8 @@ TestPki makeTestPki(const std::filesystem::path& dir);
 class AgentUnderTest {
  public:
   /// Starts the agent and waits (bounded) for READY=1 on its NOTIFY_SOCKET.
-  AgentUnderTest(const TempDir& dir, const std::string& config_text);
+  AgentUnderTest(const TempDir& dir, const std::string& config_text,
+                 const std::map<std::string, std::string>& extra_env = {});
   ~AgentUnderTest();
   AgentUnderTest(const AgentUnderTest&) = delete;
   AgentUnderTest& operator=(const AgentUnderTest&) = delete;
