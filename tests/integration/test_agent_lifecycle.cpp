@@ -94,11 +94,7 @@ TEST(AgentLifecycle, SighupReloadsLimitsWithoutDroppingSessions) {
 
   Child observer({kOpensslClient, "-B", "20", "-s", "20", "-u", "dev-1", "-k", "dev-1-secret-key", coapsUri(port, "status")},
                  {}, (dir / "obs.err").string(), (dir / "obs.out").string());
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (agent.log().find("session established: 'dev-1'") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_NE(agent.log().find("session established: 'dev-1'"), std::string::npos) << agent.log();
+  ASSERT_TRUE(agent.waitForLog("session established: 'dev-1'")) << agent.log();
 
   // A reload with a changed limit, then one with a broken file: both keep the session.
   writeFile(agent.configFile(), baseConfig(dir, port) + "[limits]\nmax_sessions = 50\n");
@@ -130,10 +126,7 @@ TEST(AgentLifecycle, CtlStatusShowsLiveSessionsAndSaysWhenTheAgentIsDown) {
   ASSERT_EQ(ctl(agent.configFile(), {"keys", "import", "-"}, "dev-9,6465762d392d7365637265742d6b6579\n").exit_code, 0);
   Child observer({kGnutlsClient, "-B", "20", "-s", "20", "-u", "dev-9", "-k", "dev-9-secret-key", coapsUri(port, "status")},
                  {}, (dir / "obs.err").string(), (dir / "obs.out").string());
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (agent.log().find("session established: 'dev-9'") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
+  ASSERT_TRUE(agent.waitForLog("session established: 'dev-9'")) << agent.log();
   const auto human = ctl(agent.configFile(), {"status"});
   EXPECT_EQ(human.exit_code, 0) << human.err;
   EXPECT_NE(human.out.find("1 established (1 psk"), std::string::npos) << human.out;

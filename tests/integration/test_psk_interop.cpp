@@ -17,16 +17,6 @@ using namespace std::chrono_literals;
 constexpr const char* kKey1 = "dev1-secret-key-0001";
 constexpr const char* kKey2 = "dev2-secret-key-0002";
 
-std::string hexOf(const std::string& s) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
-}
 
 class PskInterop : public ::testing::TestWithParam<std::string> {
  protected:
@@ -74,12 +64,7 @@ TEST_P(PskInterop, RevokedIdentityLosesItsOpenSessionAndCannotReconnect) {
   Child observer({GetParam(), "-B", "30", "-s", "30", "-u", "dev-2", "-k", kKey2, coapsUri(port_, "status")}, {},
                  (dir_ / "observer.err").string(), out.string());
   // Wait (bounded) until the observer's session is up.
-  const auto up_deadline = std::chrono::steady_clock::now() + 10s;
-  while (agent_->log().find("session established: 'dev-2'") == std::string::npos &&
-         std::chrono::steady_clock::now() < up_deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_NE(agent_->log().find("session established: 'dev-2'"), std::string::npos) << agent_->log();
+  ASSERT_TRUE(agent_->waitForLog("session established: 'dev-2'")) << agent_->log();
   ASSERT_TRUE(observer.running());
 
   const auto revoked_at = std::chrono::steady_clock::now();
@@ -111,12 +96,7 @@ TEST_P(PskInterop, SessionsBeyondMaxSessionsAreRefused) {
   ASSERT_TRUE(agent_->ready()) << agent_->log();
   Child holder({GetParam(), "-B", "20", "-s", "20", "-u", "dev-1", "-k", kKey1, coapsUri(port_, "status")}, {},
                (dir_ / "holder.err").string(), (dir_ / "holder.out").string());
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (agent_->log().find("session established: 'dev-1'") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_NE(agent_->log().find("session established: 'dev-1'"), std::string::npos) << agent_->log();
+  ASSERT_TRUE(agent_->waitForLog("session established: 'dev-1'")) << agent_->log();
 
   const auto second = pskGet(GetParam(), port_, "dev-2", kKey2, ".well-known/core", 3);
   EXPECT_EQ(second.out.find("</status>"), std::string::npos) << second.out;

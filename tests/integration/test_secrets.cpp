@@ -16,16 +16,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kKey = "Zq7-very-secret-psk-bytes";  // printable: Debian's clients take -k as text
 
-std::string hexOf(const std::string& s) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
-}
 
 std::string allCommandLines() {
   std::string all;
@@ -60,12 +50,7 @@ TEST(Secrets, NeverInLogsArgvOrFilesAtDebugLevel) {
   // A good handshake, a failed one, and a revocation, all logged at debug level.
   Child observer({kOpensslClient, "-B", "20", "-s", "20", "-u", "dev-s", "-k", kKey, coapsUri(port, "status")}, {},
                  (dir / "obs.err").string(), (dir / "obs.out").string());
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (agent.log().find("session established: 'dev-s'") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_NE(agent.log().find("session established: 'dev-s'"), std::string::npos) << agent.log();
+  ASSERT_TRUE(agent.waitForLog("session established: 'dev-s'")) << agent.log();
   const std::string argv_snapshot = allCommandLines();
   pskGet(kGnutlsClient, port, "dev-gen", "wrong-key-wrong-key-1", ".well-known/core", 2);
   const auto listed = ctl(agent.configFile(), {"keys", "list", "--json"});

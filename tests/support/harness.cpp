@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace coap_edge::test {
 
@@ -51,6 +52,17 @@ std::string readFile(const std::filesystem::path& file) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string hexOf(const std::string& text) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
 }
 
 std::string agentBinary() { return COAP_EDGE_AGENT_PATH; }
@@ -178,6 +190,15 @@ bool AgentUnderTest::waitNotify(const std::string& what, std::chrono::millisecon
     const ssize_t n = recv(notify_fd_, buf, sizeof(buf), 0);
     if (n > 0 && std::string(buf, static_cast<size_t>(n)).find(what) != std::string::npos) return true;
   }
+}
+
+bool AgentUnderTest::waitForLog(const std::string& needle, std::chrono::milliseconds limit) const {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (log().find(needle) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 std::optional<int> AgentUnderTest::stop(std::chrono::milliseconds limit) {

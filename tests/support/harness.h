@@ -33,6 +33,9 @@ std::uint16_t freeUdpPort();
 void writeFile(const std::filesystem::path& file, const std::string& text);
 std::string readFile(const std::filesystem::path& file);
 
+/// Lower-case hex of the bytes of `text` (printable test keys -> `keys import` CSV).
+std::string hexOf(const std::string& text);
+
 /// Paths of the binaries under test (set by CMake).
 std::string agentBinary();
 std::string ctlBinary();
@@ -65,6 +68,8 @@ class AgentUnderTest {
   void signal(int sig) { child_->signal(sig); }
   /// Waits for the next notify message containing `what` (e.g. "READY=1") for at most `limit`.
   bool waitNotify(const std::string& what, std::chrono::milliseconds limit);
+  /// Waits (bounded) until the agent's log contains `needle`; true if it does.
+  bool waitForLog(const std::string& needle, std::chrono::milliseconds limit = std::chrono::seconds(10)) const;
   /// SIGTERM, then the exit code (nullopt if it did not exit within `limit`).
   std::optional<int> stop(std::chrono::milliseconds limit = std::chrono::seconds(10));
 
