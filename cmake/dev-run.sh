@@ -11,10 +11,11 @@ fetch_sources
 build_dir build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOAP_EDGE_BUILD_TESTS=OFF
 
 mkdir -p dev && chmod 700 dev
-bash certs/make-dev-pki.sh dev/pki
 config=config/agent.dev.toml
 ctl=build/src/ctl/coap-edge-ctl
 agent=build/src/daemon/coap-edge-agent
+# The CA lives in the agent's state directory (dev/state/ca); certificates go to dev/pki.
+bash certs/make-dev-pki.sh "$ctl" "$config" dev/pki gw-dev
 
 # A printable PSK: Debian 12's coap-client-* (libcoap 4.3.1) take -k as a string, not hex.
 if [ ! -s dev/dev-node.psk ]; then

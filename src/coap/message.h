@@ -22,11 +22,16 @@ struct PeerIdentity {
   AuthKind kind = AuthKind::none;
   std::string identity;  ///< PSK identity or certificate subject CN; empty for plain coap
   std::string address;   ///< remote address as text, for logs and counters
+  std::string certificate_serial;  ///< x509: the peer certificate's serial (lower-case hex, no leading 00)
+  std::uint32_t key_generation = 0;  ///< psk: the generation of the key the handshake used
 };
 
 struct Request {
   Method method = Method::get;
-  std::string path;   ///< without leading '/'
+  /// The request's Uri-Path as libcoap matches resources against it (policy/acl.h): segments
+  /// joined by '/', no leading '/', "" for the root, bytes outside RFC 3986 pchar written %XX.
+  /// For a resource added with Server::addResource, exactly its path.
+  std::string path;
   std::string query;  ///< raw query, '&'-joined
   std::optional<std::uint16_t> accept;
   std::vector<std::uint8_t> payload;

@@ -28,6 +28,12 @@ Method methodOf(coap_pdu_code_t code) {
 
 void readRequest(const coap_pdu_t* pdu, const coap_string_t* query, Request& out) {
   out.method = methodOf(coap_pdu_get_code(pdu));
+  // The very string libcoap looked the resource up with, so the ACL judges what is served.
+  out.path.clear();
+  if (coap_string_t* path = coap_get_uri_path(pdu)) {
+    if (path->s != nullptr) out.path.assign(reinterpret_cast<const char*>(path->s), path->length);
+    coap_delete_string(path);
+  }
   if (query != nullptr && query->s != nullptr) out.query.assign(reinterpret_cast<const char*>(query->s), query->length);
   coap_opt_iterator_t it;
   if (const coap_opt_t* accept = coap_check_option(pdu, COAP_OPTION_ACCEPT, &it)) {

@@ -9,7 +9,8 @@ struct coap_string_t;
 
 namespace coap_edge::coap {
 
-/// Reads method, query, Accept and the payload of `pdu` into `out` (path and peer untouched).
+/// Reads method, path (Request::path), query, Accept and the payload of `pdu` into `out`
+/// (peer untouched).
 void readRequest(const coap_pdu_t* pdu, const coap_string_t* query, Request& out);
 
 /// Sets the response code of `pdu` (payload and options are written by the caller).

@@ -50,8 +50,8 @@ int probeBind(const coap_address_t& addr) {
 
 void Server::ContextDeleter::operator()(coap_context_t* ctx) const noexcept { coap_free_context(ctx); }
 
-Server::Server(const ServerSettings& settings, PskSource& psk_source)
-    : psk_source_(psk_source), max_sessions_(settings.max_sessions) {
+Server::Server(const ServerSettings& settings, CredentialSource& credentials)
+    : credentials_(credentials), max_sessions_(settings.max_sessions) {
   context_.reset(coap_new_context(nullptr));
   if (!context_) throw StartupError("libcoap: cannot create a context");
   coap_context_set_app_data(context_.get(), this);
@@ -69,6 +69,7 @@ Server::Server(const ServerSettings& settings, PskSource& psk_source)
     if (settings.pki) setupPki(*settings.pki);
   }
   installCallbacks();
+  addBuiltinResources();
   bindEndpoints(settings);
 }
 

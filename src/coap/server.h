@@ -30,15 +30,32 @@ struct coap_resource_t;
 
 namespace coap_edge::coap {
 
-/// Where device PSKs come from (the keystore, in the daemon). Called on the event loop thread
-/// during handshakes; implementations must not block for long and must not throw.
-class PskSource {
+/// The key handed to one PSK handshake, and which of the identity's keys it is.
+struct PskChoice {
+  tls::SecretBytes key;
+  std::uint32_t generation = 0;  ///< the key's generation (keystore); echoed in handshakeResult()
+};
+
+/// Where device credentials and their revocations come from (the keystore, in the daemon).
+/// Called on the event loop thread during handshakes; implementations must not block for long
+/// and must not throw.
+///
+/// Key rotation: during a rotation's grace period an identity has two keys, but a DTLS-PSK
+/// server must answer a handshake with exactly one. pskFor() chooses, and the server reports
+/// how the handshake with that choice ended (handshakeResult: ok on DTLS_CONNECTED, not ok on
+/// a DTLS error after the key was handed out), so the source can offer the other key next time
+/// (keystore/grace.h has the rule).
+class CredentialSource {
  public:
-  virtual ~PskSource() = default;
-  /// The key of an active identity; nullopt for unknown or revoked identities.
-  [[nodiscard]] virtual std::optional<tls::SecretBytes> pskFor(std::string_view identity) noexcept = 0;
+  virtual ~CredentialSource() = default;
+  /// The key to use for an active identity; nullopt for unknown or revoked identities.
+  [[nodiscard]] virtual std::optional<PskChoice> pskFor(std::string_view identity) noexcept = 0;
+  /// How a handshake in which pskFor() returned `generation` for `identity` ended.
+  virtual void handshakeResult(std::string_view identity, std::uint32_t generation, bool ok) noexcept = 0;
   /// True if the identity must not hold a session (revoked).
   [[nodiscard]] virtual bool isRevoked(std::string_view identity) noexcept = 0;
+  /// True if the certificate with this serial (PeerIdentity::certificate_serial) is revoked.
+  [[nodiscard]] virtual bool isCertificateRevoked(std::string_view serial) noexcept = 0;
 };
 
 struct ListenAddress {
@@ -74,6 +91,10 @@ class StartupError : public std::runtime_error {
 
 using Handler = std::function<Response(const Request&)>;
 
+/// Runs before every handler (see Server::setRequestFilter): nullopt lets the request through,
+/// a response answers it instead (e.g. 4.03).
+using RequestFilter = std::function<std::optional<Response>(const Request&)>;
+
 struct ResourceSpec {
   std::string path;                                          ///< e.g. "status"
   std::vector<std::pair<std::string, std::string>> attributes;  ///< link-format, e.g. {"rt", "\"core.gw\""}
@@ -99,13 +120,23 @@ struct SessionCounts {
 class Server {
  public:
   /// Binds every listen address and installs the credentials. Throws StartupError.
-  Server(const ServerSettings& settings, PskSource& psk_source);
+  Server(const ServerSettings& settings, CredentialSource& credentials);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   /// Adds a resource; /.well-known/core lists it with its attributes.
   void addResource(ResourceSpec spec);
+
+  /// Installs the filter that sees every request before anything answers it: requests for the
+  /// resources added here (whatever the method), for /.well-known/core (served by this class,
+  /// not by libcoap, so that it is filtered too) and for paths that do not exist (answered 4.04
+  /// only after the filter let them through, so a refused client cannot probe what exists).
+  /// Exceptions, answered by libcoap before any handler: Proxy-Uri (5.05), malformed requests
+  /// (4.xx), If-None-Match on a resource that exists (4.12; what exists is public anyway, in
+  /// /.well-known/core), and the further Block2 blocks of a response already allowed to the
+  /// same session.
+  void setRequestFilter(RequestFilter filter) { filter_ = std::move(filter); }
 
   /// The fd to watch for readability (libcoap's own epoll set).
   [[nodiscard]] int fd() const;
@@ -141,6 +172,9 @@ class Server {
   friend struct ServerCallbacks;  // libcoap's C trampolines (server_callbacks.cpp)
 
   void installCallbacks();
+  /// /.well-known/core and the handler for unknown paths, both behind the request filter.
+  void addBuiltinResources();
+  [[nodiscard]] Response wellKnownCore(const Request& request);
   void bindEndpoints(const ServerSettings& settings);
   /// Fills in who the peer of a (DTLS) session is; false if it proved no usable identity.
   bool identify(coap_session_t* session, SessionEntry& entry);
@@ -154,9 +188,11 @@ class Server {
     void operator()(coap_context_t* ctx) const noexcept;
   };
   std::unique_ptr<coap_context_t, ContextDeleter> context_;
-  PskSource& psk_source_;
+  CredentialSource& credentials_;
   SessionTable sessions_;
   std::vector<std::unique_ptr<ResourceEntry>> resources_;
+  std::unique_ptr<ResourceEntry> unknown_;  ///< every path without a resource
+  RequestFilter filter_;
   std::vector<std::string> bound_;
   std::vector<coap_session_t*> pending_close_;
   tls::SecretBytes handshake_key_;  ///< key handed to libcoap for the handshake in progress

@@ -6,6 +6,7 @@
 
 #include "coap/request_pdu.h"
 #include "common/log.h"
+#include "tls/certificates.h"
 
 #include <coap3/coap.h>
 #include <mbedtls/oid.h>
@@ -14,7 +15,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
+#include <climits>
 #include <cstring>
 
 namespace coap_edge::coap {
@@ -34,9 +37,15 @@ std::string remoteText(const coap_session_t* session) {
   return std::string(reinterpret_cast<const char*>(buf.data()), n);
 }
 
+struct PeerCertificate {
+  std::string common_name;
+  std::string serial;  ///< tls::serialHex: how the keystore records and revokes it
+};
+
 // The identity of an X.509 peer is its certificate's subject CN (DESIGN.md), read from the
-// verified peer certificate: libcoap's CN callback only runs for certificates that failed.
-std::optional<std::string> peerCommonName(const coap_session_t* session) {
+// verified peer certificate: libcoap's CN callback only runs for certificates that failed. The
+// serial lets a revoked certificate be refused although its CN is still a valid identity.
+std::optional<PeerCertificate> peerCertificate(const coap_session_t* session) {
   coap_tls_library_t lib{};
   void* tls = coap_session_get_tls(session, &lib);
   if (tls == nullptr || lib != COAP_TLS_LIBRARY_MBEDTLS) return std::nullopt;
@@ -45,7 +54,8 @@ std::optional<std::string> peerCommonName(const coap_session_t* session) {
   const mbedtls_asn1_named_data* cn = mbedtls_asn1_find_named_data(
       &crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN));
   if (cn == nullptr || cn->val.len == 0) return std::nullopt;
-  return std::string(reinterpret_cast<const char*>(cn->val.p), cn->val.len);
+  return PeerCertificate{std::string(reinterpret_cast<const char*>(cn->val.p), cn->val.len),
+                         tls::serialHex({crt->serial.p, crt->serial.len})};
 }
 
 coap_request_t requestOf(Method m) {
@@ -70,6 +80,9 @@ coap_request_t requestOf(Method m) {
 
 void releaseCopy(coap_session_t*, void* app_ptr) { delete static_cast<std::string*>(app_ptr); }
 
+constexpr std::array<Method, 7> kAllMethods{Method::get,   Method::post,  Method::put,   Method::del,
+                                            Method::fetch, Method::patch, Method::ipatch};
+
 }  // namespace
 
 Server::~Server() = default;
@@ -85,13 +98,19 @@ struct ServerCallbacks {
         CE_LOG_WARN("refusing handshake of '{}' from {}: at max_sessions ({})", shown, from, self->max_sessions_);
         return nullptr;
       }
-      auto key = self->psk_source_.pskFor(id);
-      if (!key) {
+      auto choice = self->credentials_.pskFor(id);
+      if (!choice) {
         CE_LOG_NOTICE("PSK handshake from {} with unknown or revoked identity '{}'", from, shown);
         return nullptr;
       }
+      // Remember which key this handshake got: its outcome (DTLS_CONNECTED or DTLS_ERROR) is
+      // reported back, and the sessions of a key whose grace period ends are closed.
+      SessionEntry* e = self->sessions_.find(session);
+      if (e == nullptr) e = &self->sessions_.add(session, from);
+      e->peer.identity = id;
+      e->peer.key_generation = choice->generation;
       // libcoap copies the key into the session before this buffer is reused.
-      self->handshake_key_ = std::move(*key);
+      self->handshake_key_ = std::move(choice->key);
       self->handshake_bin_->s = self->handshake_key_.span().data();
       self->handshake_bin_->length = self->handshake_key_.span().size();
       return self->handshake_bin_.get();
@@ -118,8 +137,17 @@ struct ServerCallbacks {
         case COAP_EVENT_DTLS_CONNECTED:
           self->onEstablished(session);
           break;
-        case COAP_EVENT_DTLS_CLOSED:
         case COAP_EVENT_DTLS_ERROR:
+          // A handshake that failed after a key was handed out: most likely the peer holds the
+          // identity's other key (rotation); let the source offer that one next time.
+          if (SessionEntry* e = self->sessions_.find(session);
+              e != nullptr && !e->established && !e->refused && e->peer.key_generation != 0) {
+            CE_LOG_INFO("PSK handshake of '{}' from {} failed with key generation {}",
+                        log::printable(e->peer.identity), e->peer.address, e->peer.key_generation);
+            self->credentials_.handshakeResult(e->peer.identity, e->peer.key_generation, false);
+          }
+          [[fallthrough]];
+        case COAP_EVENT_DTLS_CLOSED:
         case COAP_EVENT_SERVER_SESSION_DEL:
           if (SessionEntry* e = self->sessions_.find(session); e != nullptr && e->established) {
             self->sessions_changed_ = true;
@@ -142,13 +170,28 @@ struct ServerCallbacks {
       auto* entry = static_cast<Server::ResourceEntry*>(coap_resource_get_userdata(resource));
       Server* self = serverOf(session);
       SessionEntry& se = self->entryFor(session);
+      if (se.refused) {
+        // Admission failed (revoked, no identity, full) and the close is pending: serve nothing.
+        coap_pdu_set_code(response, COAP_RESPONSE_CODE_UNAUTHORIZED);
+        return;
+      }
 
       Request req;
-      req.path = entry->spec.path;
       readRequest(pdu, query, req);
       req.peer = &se.peer;
 
-      Response res = entry->spec.handler(req);
+      // The filter (access control) first, whatever the method and whether the path exists.
+      std::optional<Response> refused;
+      if (self->filter_) refused = self->filter_(req);
+      const auto& methods = entry->spec.methods;
+      Response res;
+      if (refused) {
+        res = std::move(*refused);
+      } else if (std::find(methods.begin(), methods.end(), req.method) == methods.end()) {
+        res.code = Code::method_not_allowed;
+      } else {
+        res = entry->spec.handler(req);
+      }
       writeResponseCode(res, response);
       if (res.payload.empty() && !res.content_format) return;
       auto* copy = new std::string(std::move(res.payload));
@@ -204,18 +247,19 @@ void Server::setupPki(const PkiFiles& files) {
 }
 
 SessionEntry& Server::entryFor(coap_session_t* session) {
-  if (SessionEntry* e = sessions_.find(session)) {
-    if (e->established || coap_session_get_proto(session) != COAP_PROTO_DTLS) return *e;
+  SessionEntry* found = sessions_.find(session);
+  if (found != nullptr && (found->established || found->refused)) return *found;
+  if (coap_session_get_proto(session) == COAP_PROTO_DTLS) {
+    // A DTLS session we have not seen connect: admit it now, with the same checks.
+    onEstablished(session);
+    if (SessionEntry* e = sessions_.find(session)) return *e;
+  } else if (found != nullptr) {
+    return *found;
   }
-  // A session we have not seen connect (e.g. plain coap): identify it now.
+  // Plain coap: no handshake, the session is usable (and anonymous) at once.
   SessionEntry& e = sessions_.add(session, remoteText(session));
-  if (coap_session_get_proto(session) == COAP_PROTO_UDP) {
-    e.established = true;
-    e.since = std::chrono::steady_clock::now();
-  } else if (identify(session, e)) {
-    e.established = true;
-    e.since = std::chrono::steady_clock::now();
-  }
+  e.established = true;
+  e.since = std::chrono::steady_clock::now();
   return e;
 }
 
@@ -225,9 +269,10 @@ bool Server::identify(coap_session_t* session, SessionEntry& entry) {
     entry.peer.identity.assign(reinterpret_cast<const char*>(id->s), id->length);
     return true;
   }
-  if (auto cn = peerCommonName(session)) {
+  if (auto cert = peerCertificate(session)) {
     entry.peer.kind = AuthKind::x509;
-    entry.peer.identity = std::move(*cn);
+    entry.peer.identity = std::move(cert->common_name);
+    entry.peer.certificate_serial = std::move(cert->serial);
     return true;
   }
   return false;
@@ -236,26 +281,86 @@ bool Server::identify(coap_session_t* session, SessionEntry& entry) {
 void Server::onEstablished(coap_session_t* session) {
   SessionEntry* e = sessions_.find(session);
   if (e == nullptr) e = &sessions_.add(session, remoteText(session));
+  if (e->established || e->refused) return;
+  // Closed from process(), outside libcoap's callback; until then requests get 4.01.
+  const auto refuse = [this, e, session] {
+    e->refused = true;
+    pending_close_.push_back(session);
+  };
   if (!identify(session, *e)) {
     CE_LOG_WARN("DTLS session from {} proved no identity; closing it", e->peer.address);
-    pending_close_.push_back(session);
+    refuse();
     return;
   }
-  if (psk_source_.isRevoked(e->peer.identity)) {
+  if (e->peer.kind == AuthKind::psk && e->peer.key_generation != 0) {
+    credentials_.handshakeResult(e->peer.identity, e->peer.key_generation, true);
+  }
+  if (credentials_.isRevoked(e->peer.identity)) {
     CE_LOG_NOTICE("identity '{}' from {} is revoked; closing its new session", log::printable(e->peer.identity), e->peer.address);
-    pending_close_.push_back(session);
+    refuse();
+    return;
+  }
+  if (e->peer.kind == AuthKind::x509 && credentials_.isCertificateRevoked(e->peer.certificate_serial)) {
+    CE_LOG_NOTICE("certificate {} of '{}' from {} is revoked; closing its new session", e->peer.certificate_serial,
+                  log::printable(e->peer.identity), e->peer.address);
+    refuse();
     return;
   }
   if (sessions_.established() >= max_sessions_) {
     CE_LOG_WARN("closing new session of '{}' from {}: at max_sessions ({})", log::printable(e->peer.identity), e->peer.address,
                 max_sessions_);
-    pending_close_.push_back(session);
+    refuse();
     return;
   }
   e->established = true;
   e->since = std::chrono::steady_clock::now();
   sessions_changed_ = true;
   CE_LOG_INFO("session established: '{}' ({}) from {}", log::printable(e->peer.identity), authKindName(e->peer.kind), e->peer.address);
+}
+
+void Server::addBuiltinResources() {
+  // /.well-known/core as our own resource: libcoap's built-in one would answer before the
+  // request filter runs. libcoap leaves a resource at this path out of the listing.
+  addResource({".well-known/core", {}, {Method::get}, [this](const Request& req) { return wellKnownCore(req); },
+               false});
+
+  // Paths that do not exist: the filter decides first; only then 4.04 (also for DELETE, which
+  // libcoap would otherwise answer 2.02 without asking anyone).
+  unknown_ = std::make_unique<ResourceEntry>();
+  unknown_->spec.methods.assign(kAllMethods.begin(), kAllMethods.end());
+  unknown_->spec.handler = [](const Request&) {
+    return Response{Code::not_found, std::nullopt, std::nullopt, {}};
+  };
+  coap_resource_t* r = coap_resource_unknown_init2(&ServerCallbacks::request, 0);
+  if (r == nullptr) throw StartupError("libcoap: cannot create the handler for unknown resources");
+  for (Method m : kAllMethods) coap_register_request_handler(r, requestOf(m), &ServerCallbacks::request);
+  unknown_->resource = r;
+  coap_resource_set_userdata(r, unknown_.get());
+  coap_add_resource(context_.get(), r);
+}
+
+Response Server::wellKnownCore(const Request& request) {
+  // As libcoap's own handler does: measure (offset past any end), then print. The query is the
+  // filter (?rt=, ?href=, ...), in the form libcoap handed to the handler.
+  std::string filter_text = request.query;
+  coap_string_t filter{filter_text.size(), reinterpret_cast<uint8_t*>(filter_text.data())};
+  const coap_string_t* filter_ptr = filter_text.empty() ? nullptr : &filter;
+  std::array<unsigned char, 4> probe{};
+  size_t total = 0;
+  if (coap_print_wellknown(context_.get(), probe.data(), &total, UINT_MAX, filter_ptr) & COAP_PRINT_STATUS_ERROR) {
+    return Response{Code::internal_error, std::nullopt, std::nullopt, {}};
+  }
+  Response res{Code::content, content_format::link_format, std::nullopt, std::string(total, '\0')};
+  size_t written = total;
+  if (total > 0) {
+    if (coap_print_wellknown(context_.get(), reinterpret_cast<unsigned char*>(res.payload.data()), &written, 0,
+                             filter_ptr) &
+        COAP_PRINT_STATUS_ERROR) {
+      return Response{Code::internal_error, std::nullopt, std::nullopt, {}};
+    }
+  }
+  res.payload.resize(std::min(written, total));
+  return res;
 }
 
 void Server::addResource(ResourceSpec spec) {
@@ -269,7 +374,8 @@ void Server::addResource(ResourceSpec spec) {
     coap_add_attr(r, coap_make_str_const(name.c_str()), value.empty() ? nullptr : coap_make_str_const(value.c_str()),
                   0);
   }
-  for (Method m : entry->spec.methods) coap_register_request_handler(r, requestOf(m), &ServerCallbacks::request);
+  // Every method reaches the trampoline, so that the request filter runs before a 4.05.
+  for (Method m : kAllMethods) coap_register_request_handler(r, requestOf(m), &ServerCallbacks::request);
   if (entry->spec.observable) coap_resource_set_get_observable(r, 1);
   entry->resource = r;
   coap_resource_set_userdata(r, entry.get());

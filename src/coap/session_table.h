@@ -15,6 +15,7 @@ namespace coap_edge::coap {
 struct SessionEntry {
   PeerIdentity peer;
   bool established = false;
+  bool refused = false;  ///< handshake done but the peer may not stay (revoked, no identity, full): closing
   std::chrono::steady_clock::time_point since{};
 };
 

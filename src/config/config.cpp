@@ -126,7 +126,9 @@ void applyRoot(Context& ctx, const toml::table& root) {
     const std::string_view name = key.str();
     const Position where = detail::sectionPosition(key, value);
     if (const auto* section = findSection(name)) {
-      if (const auto* table = value.as_table()) {
+      if (section->whole != nullptr) {
+        section->whole(ctx, key, value);
+      } else if (const auto* table = value.as_table()) {
         applySection(ctx, *section, *table);
       } else {
         ctx.fail(value, fmt::format("{} must be a section ([{}]), not {}", name, name, detail::describeType(value)));
@@ -158,10 +160,13 @@ LoadResult parseUnguarded(std::string_view text, const std::filesystem::path& so
   } catch (const toml::parse_error& error) {
     return failure(source, detail::positionOf(error.source()), std::string(error.description()));
   }
-  Context ctx{source, Config{}, {}};
+  Context ctx;
+  ctx.source = source;
+  ctx.text = text;
   ctx.config.file = source;
   applyRoot(ctx, root);
   finishDownstream(ctx, root.get_as<toml::table>("downstream"));
+  finishAcl(ctx);
   if (auto error = ctx.firstError()) return {std::nullopt, std::move(*error)};
   return {std::move(ctx.config), std::nullopt};
 }

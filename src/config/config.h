@@ -4,6 +4,7 @@
 // Unknown keys are errors; every error names file:line:col.
 
 #include "common/log.h"
+#include "policy/acl.h"
 
 #include <chrono>
 #include <cstdint>
@@ -67,6 +68,10 @@ struct Config {
   AgentSection agent;
   DownstreamSection downstream;
   LimitsSection limits;
+  /// [[acl]] entries and [groups], compiled (policy/acl.h). Without entries: the built-in
+  /// rules only (GET /.well-known/core for everyone, a device's own /nodes/X/** and RD
+  /// endpoint); everything else is denied.
+  policy::Policy acl;
 };
 
 struct Error {

@@ -4,6 +4,7 @@
 // toml++ stays a private dependency of coap_edge_config.
 
 #include "config/config.h"
+#include "policy/acl.h"
 
 #include <toml++/toml.h>
 
@@ -24,13 +25,33 @@ inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
 /// Where a section starts: the table header if there is one, else the key that created it.
 [[nodiscard]] Position sectionPosition(const toml::key& key, const toml::node& node);
 
+/// An [[acl]] entry as read, before its group (which may be defined further down) is resolved.
+struct AclDraft {
+  Position where;  ///< the [[acl]] table
+  std::optional<policy::IdentityPattern> identity;
+  Position identity_where;
+  std::optional<Located<std::string>> group;
+  std::vector<policy::Rule> allow;
+};
+
+/// A [groups] list; `where` is its key. Kept even when a member was refused, so that entries
+/// naming the group do not also report it as undefined.
+struct GroupDraft {
+  std::string name;
+  Position where;
+  std::vector<policy::IdentityPattern> members;
+};
+
 /// One parse: the configuration being filled and every problem found. All problems are kept
 /// and the earliest in the file is reported, because toml++ tables iterate in key order, not
 /// file order, and an operator fixes a file from the top.
 struct Context {
   std::filesystem::path source;
+  std::string_view text;  ///< the file's text, to point inside strings (positionInString)
   Config config;
   std::vector<Error> errors;
+  std::vector<AclDraft> acl;
+  std::vector<GroupDraft> groups;
 
   void fail(Position where, std::string message);
   void fail(const toml::node& node, std::string message) { fail(positionOf(node.source()), std::move(message)); }
@@ -52,8 +73,8 @@ struct Context {
 /// key for bare keys, else quoteText(key): for section names inside [brackets].
 [[nodiscard]] std::string displayName(std::string_view name);
 [[nodiscard]] std::size_t editDistance(std::string_view a, std::string_view b);
-/// The candidate within edit distance 2 of `word` (and shorter than the candidate itself, so
-/// "x" does not suggest "ca"), if any.
+/// The candidate within edit distance 2 of `word` and at most half its own length (so "x" does
+/// not suggest "ca", nor "a\nb" "acl"), if any.
 [[nodiscard]] std::optional<std::string_view> closestMatch(std::string_view word,
                                                           std::span<const std::string_view> candidates);
 /// "250ms", "30s", "1d": the largest unit that represents `value` exactly.
@@ -88,12 +109,18 @@ struct KeySpec {
   KeyHandler apply;
 };
 
+/// Reads a whole section whose keys are not fixed ([groups]) or that is an array of tables
+/// ([[acl]]); `key` is the section's name as written.
+using SectionHandler = void (*)(Context& ctx, const toml::key& key, const toml::node& value);
+
 struct SectionSpec {
   std::string_view name;
   std::span<const KeySpec> keys;
   /// Keys DESIGN.md names that this version does not implement: rejected with a clear
   /// message rather than ignored, so that an operator does not believe they are in force.
   std::span<const std::string_view> planned;
+  /// When set, the section is handed over whole instead of key by key through `keys`.
+  SectionHandler whole;
 };
 
 [[nodiscard]] std::span<const SectionSpec> sections();
@@ -102,5 +129,16 @@ struct SectionSpec {
 /// Checks that need the whole [downstream] section (companions, listen defaults, overlaps).
 /// `table` is null when the section is absent.
 void finishDownstream(Context& ctx, const toml::table* table);
+
+// ---- access control (access.cpp) ----
+
+/// The position of byte `offset` inside the string value `node`, when the string is written
+/// on one line without escapes (so its bytes are the file's); nullopt otherwise.
+[[nodiscard]] std::optional<Position> positionInString(const Context& ctx, const toml::node& node,
+                                                       std::size_t offset);
+void applyAcl(Context& ctx, const toml::key& key, const toml::node& value);
+void applyGroups(Context& ctx, const toml::key& key, const toml::node& value);
+/// Resolves groups and builds Config::acl.
+void finishAcl(Context& ctx);
 
 }  // namespace coap_edge::config::detail

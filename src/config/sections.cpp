@@ -113,13 +113,15 @@ constexpr std::array<KeySpec, 1> kLimitsKeys{{
 }};
 constexpr std::array<std::string_view, 3> kLimitsPlanned{"per_identity", "per_node", "handshakes_per_address"};
 
-constexpr std::array<SectionSpec, 3> kSections{{
-    {"agent", kAgentKeys, {}},
-    {"downstream", kDownstreamKeys, {}},
-    {"limits", kLimitsKeys, kLimitsPlanned},
+constexpr std::array<SectionSpec, 5> kSections{{
+    {"agent", kAgentKeys, {}, nullptr},
+    {"downstream", kDownstreamKeys, {}, nullptr},
+    {"limits", kLimitsKeys, kLimitsPlanned, nullptr},
+    {"acl", {}, {}, &applyAcl},
+    {"groups", {}, {}, &applyGroups},
 }};
 
-constexpr std::array<std::string_view, 3> kPlannedSections{"discovery", "upstream", "acl"};
+constexpr std::array<std::string_view, 2> kPlannedSections{"discovery", "upstream"};
 
 // Same family and port, and one of them the wildcard (or both equal): binding both fails.
 bool overlaps(const SocketAddress& a, const SocketAddress& b) {

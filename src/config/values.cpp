@@ -193,7 +193,8 @@ std::optional<std::string_view> closestMatch(std::string_view word, std::span<co
   std::size_t best_distance = kMaxDistance + 1;
   for (const auto candidate : candidates) {
     const std::size_t distance = editDistance(word, candidate);
-    if (distance < best_distance && distance < candidate.size()) {
+    // Half the candidate at most: two edits turn any 3-letter word into "acl".
+    if (distance < best_distance && 2 * distance <= candidate.size()) {
       best = candidate;
       best_distance = distance;
     }

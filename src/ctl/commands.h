@@ -66,6 +66,16 @@ int keysAdd(Invocation& inv);
 int keysImport(Invocation& inv);
 int keysList(Invocation& inv);
 int keysRevoke(Invocation& inv);
+int keysRotate(Invocation& inv);
+
+// The local device CA and certificates (ca_commands.cpp, cert_commands.cpp).
+int caInit(Invocation& inv);
+int caShow(Invocation& inv);
+int certIssue(Invocation& inv);
+int certSign(Invocation& inv);
+int certCsr(Invocation& inv);
+int certList(Invocation& inv);
+int certRevoke(Invocation& inv);
 
 // Talking to the running agent (status_command.cpp).
 int status(Invocation& inv);

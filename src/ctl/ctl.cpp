@@ -27,6 +27,38 @@ constexpr std::array kCommands = {
             keysImport},
     Command{"keys list", "[--json]", "identities, created (UTC), status, revoked; never keys", keysList},
     Command{"keys revoke", "ID", "revoke ID; the running agent closes its sessions within 2 s", keysRevoke},
+    Command{"keys rotate", "ID [--grace 1h] [--bytes 16|32 | --from FILE|-]",
+            "give ID a new random key, printed once (hex and base64), or the hex key read from FILE\n"
+            "or stdin; the old key keeps working for the grace period (0s..30d, default 1h), then\n"
+            "the running agent deletes it and closes the sessions that use it. During the grace the\n"
+            "agent offers each device the key it last used; a device that switched keys gets in on\n"
+            "its second handshake",
+            keysRotate},
+    Command{"ca init", "[--days N]",
+            "create the local device CA (EC P-256, default 3650 days) in <state_dir>/ca: ca.crt and\n"
+            "ca.key (mode 0600); never overwrites an existing CA",
+            caInit},
+    Command{"ca show", "", "print the CA certificate (PEM) on stdout", caShow},
+    Command{"cert issue", "ID --out DIR [--days N] [--server [--san NAME|IP]...]",
+            "new key and certificate for ID (CN = ID, default 365 days) signed by the local CA:\n"
+            "DIR/ID.crt, DIR/ID.key (PEM) and DIR/ID.crt.der, DIR/ID.key.der (DER); keys mode 0600.\n"
+            "A device certificate (clientAuth) by default; --server makes the gateway's own\n"
+            "(serverAuth) with subjectAltName entries from --san (default: DNS name ID)",
+            certIssue},
+    Command{"cert sign", "CSR|- --out FILE [--days N]",
+            "check a device's CSR (PEM or DER: signature, EC P-256 key, CN = a valid identity) and\n"
+            "sign it as a device certificate: FILE (PEM) and FILE.der",
+            certSign},
+    Command{"cert csr", "--out DIR",
+            "make the gateway's own key and CSR (CN = [agent] name) for an upstream CA:\n"
+            "DIR/NAME.key (mode 0600) and DIR/NAME.csr",
+            certCsr},
+    Command{"cert list", "[--json]",
+            "certificates issued or signed here: serial, identity, profile, origin, expiry, status", certList},
+    Command{"cert revoke", "SERIAL|ID",
+            "revoke one certificate by serial (hex, ':' allowed), or every certificate of identity ID;\n"
+            "the running agent refuses it and closes its sessions within 2 s",
+            certRevoke},
     Command{"status", "[--json]",
             "ask the running agent (over <state_dir>/agent.sock) for its sessions (identity, peer,\n"
             "age), key counts and counters; fails with exit 1 when the agent is not running",
@@ -51,12 +83,16 @@ void printHelp(std::ostream& out) {
       << "  -h, --help      show this help\n"
       << "  --version       show the version\n\n"
       << "Keys are read from files or stdin, never from the command line. A key is shown only by\n"
-      << "'keys add', once; revoked identities stay listed and cannot be reused.\n\n"
+      << "'keys add' or 'keys rotate', once; revoked identities stay listed and cannot be reused.\n"
+      << "Private keys written by 'cert issue' and 'cert csr' are created mode 0600, never over an\n"
+      << "existing file.\n\n"
       << "Exit status:\n"
-      << "  0   success (also revoking an identity that is already revoked)\n"
-      << "  1   the operation failed: identity exists, unknown identity, keystore or file unusable\n"
+      << "  0   success (also revoking an identity or certificate that is already revoked)\n"
+      << "  1   the operation failed: identity exists, unknown identity or serial, no CA yet, a CA\n"
+      << "      or output file already exists, keystore or file unusable\n"
       << "  2   usage error: unknown command or option, missing argument, invalid identity\n"
-      << "  65  bad input data for 'keys import' (the message names the line or array index)\n"
+      << "  65  bad input data: 'keys import' (the message names the line or array index), a CSR\n"
+      << "      that 'cert sign' refuses, a key file for 'keys rotate --from'\n"
       << "  78  configuration error (file:line:col: message)\n";
 }
 

@@ -26,25 +26,6 @@ std::string at(const config::Config& cfg, config::Position where, const std::str
 
 }  // namespace
 
-// PSKs come from the keystore per handshake; revocations are cached and refreshed whenever
-// another process commits to the keystore, so X.509 identities can be checked cheaply too.
-class Agent::KeystorePsk : public coap::PskSource {
- public:
-  explicit KeystorePsk(keystore::Keystore& ks) : keystore_(ks) { refresh(); }
-
-  std::optional<tls::SecretBytes> pskFor(std::string_view identity) noexcept override {
-    return keystore_.lookupPsk(identity);
-  }
-  bool isRevoked(std::string_view identity) noexcept override {
-    return std::binary_search(revoked_.begin(), revoked_.end(), identity);
-  }
-  void refresh() { revoked_ = keystore_.revokedIdentities(); }
-
- private:
-  keystore::Keystore& keystore_;
-  std::vector<std::string> revoked_;  // sorted (Keystore::revokedIdentities)
-};
-
 std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
   const auto& d = cfg.downstream;
   if (!d.x509()) return std::nullopt;
@@ -96,12 +77,12 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
   } catch (const std::exception& e) {
     throw StartupFailure(at(config_, config_.agent.state_dir.where, e.what()), 1);
   }
-  psk_source_ = std::make_unique<KeystorePsk>(keystore_);
+  credentials_ = std::make_unique<KeystoreCredentials>(keystore_);
   keystore_version_ = keystore_.changeCounter();
 
   const coap::ServerSettings settings = serverSettings(config_);
   try {
-    server_ = std::make_unique<coap::Server>(settings, *psk_source_);
+    server_ = std::make_unique<coap::Server>(settings, *credentials_);
   } catch (const coap::StartupError& e) {
     config::Position where{};
     if (e.listen_index) {
@@ -111,6 +92,11 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
     }
     throw StartupFailure(at(config_, where, e.what()), kExConfig);
   }
+  // Every request, /.well-known/core and unknown paths included, passes the ACL first.
+  access_.setPolicy(config_.acl);
+  server_->setRequestFilter([this](const coap::Request& req) { return access_(req); });
+  CE_LOG_INFO("access control: {} rules in {} [[acl]] entries, everything else denied", config_.acl.ruleCount(),
+              config_.acl.entries().size());
   registerResources();
 
   loop_.watch(server_->fd(), [this] { server_->process(); });
@@ -141,6 +127,8 @@ StatusSnapshot Agent::snapshot() const {
   snap.agent_name = config_.agent.name;
   snap.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   snap.sessions = server_->sessionCounts();
+  snap.acl = access_.counts();
+  snap.acl_rules = access_.policy().ruleCount();
   return snap;
 }
 
@@ -222,7 +210,7 @@ void Agent::reload() {
   log::setMaxLevel(next.agent.log_level);
   coap::Runtime::setLogLevel(next.agent.log_level);
   server_->setLimits(after.idle_timeout, after.max_sessions);
-  psk_source_->refresh();
+  credentials_->refresh();
   // Keep the listen/credential settings we actually run with, take everything reloadable.
   next.downstream.listen = config_.downstream.listen;
   next.downstream.plain_listen = config_.downstream.plain_listen;
@@ -231,20 +219,33 @@ void Agent::reload() {
   next.downstream.private_key = config_.downstream.private_key;
   next.downstream.ca = config_.downstream.ca;
   next.agent.state_dir = config_.agent.state_dir;
+  // The new rules were compiled whole while loading; they replace the old ones in one step,
+  // between two requests, and apply to established sessions from their next request on.
+  access_.setPolicy(next.acl);
   config_ = std::move(next);
-  CE_LOG_NOTICE("reloaded: log_level, idle_timeout, max_sessions applied; keys are read per handshake");
+  CE_LOG_NOTICE("reloaded: log_level, idle_timeout, max_sessions and {} ACL rules applied; keys are read per "
+                "handshake",
+                config_.acl.ruleCount());
   service_notify::ready("reloaded");
 }
 
 void Agent::pollKeystore() {
+  // Two reasons to look again: coap-edge-ctl committed (revocation, rotation), or the grace
+  // period of a rotated key ended (time passes without any commit).
   const std::uint64_t version = keystore_.changeCounter();
-  if (version == keystore_version_) return;
+  const bool grace_ended = credentials_->graceEnded();
+  if (version == keystore_version_ && !grace_ended) return;
   keystore_version_ = version;
-  psk_source_->refresh();
-  const std::size_t closed = server_->closeSessions([this](const coap::PeerIdentity& peer) {
-    return peer.kind != coap::AuthKind::none && psk_source_->isRevoked(peer.identity);
-  });
-  if (closed > 0) CE_LOG_NOTICE("keystore changed: closed {} sessions of revoked identities", closed);
+  // Deleting the expired keys never waits for a lock; if ctl holds it, the next poll retries
+  // (the keystore already refuses them by time).
+  if (grace_ended) (void)keystore_.purgeExpiredKeys();
+  credentials_->refresh();
+  const std::size_t closed = server_->closeSessions(
+      [this](const coap::PeerIdentity& peer) { return !credentials_->mayContinue(peer); });
+  if (closed > 0) {
+    CE_LOG_NOTICE("keystore changed: closed {} sessions of revoked identities, revoked certificates or expired keys",
+                  closed);
+  }
 }
 
 }  // namespace coap_edge::daemon

@@ -5,7 +5,9 @@
 
 #include "coap/server.h"
 #include "config/config.h"
+#include "daemon/access_filter.h"
 #include "daemon/control_socket.h"
+#include "daemon/credentials.h"
 #include "daemon/event_loop.h"
 #include "daemon/signals.h"
 #include "daemon/status_resource.h"
@@ -44,8 +46,6 @@ class Agent {
   int run();
 
  private:
-  class KeystorePsk;
-
   void onSignals();
   void reload();
   void pollKeystore();
@@ -56,8 +56,9 @@ class Agent {
 
   config::Config config_;
   keystore::Keystore keystore_;
-  std::unique_ptr<KeystorePsk> psk_source_;
+  std::unique_ptr<KeystoreCredentials> credentials_;
   std::unique_ptr<coap::Server> server_;
+  AccessFilter access_;  ///< the ACL in force (swapped whole on SIGHUP) and its counters
   EventLoop loop_;
   SignalFd signals_;
   std::unique_ptr<ControlSocket> control_;

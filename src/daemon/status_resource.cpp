@@ -19,6 +19,11 @@ std::string statusJson(const StatusSnapshot& s) {
         {"x509", s.sessions.x509},
         {"plain", s.sessions.plain},
         {"total", s.sessions.total}}},
+      {"acl",
+       {{"rules", s.acl_rules},
+        {"allowed", s.acl.allowed},
+        {"forbidden", s.acl.forbidden},
+        {"unauthenticated", s.acl.unauthenticated}}},
   };
   return doc.dump();
 }

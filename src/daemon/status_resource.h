@@ -3,6 +3,7 @@
 
 #include "coap/message.h"
 #include "coap/server.h"
+#include "policy/acl.h"
 
 #include <chrono>
 #include <string>
@@ -13,6 +14,8 @@ struct StatusSnapshot {
   std::string agent_name;
   std::chrono::seconds uptime{0};
   coap::SessionCounts sessions;
+  policy::DecisionCounts acl;  ///< access decisions since start (they survive reloads)
+  std::size_t acl_rules = 0;   ///< configured rules in force
 };
 
 /// The JSON document served at /status.

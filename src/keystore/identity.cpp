@@ -34,6 +34,30 @@ std::string identityProblem(std::string_view identity) {
 
 bool isValidKeyLength(std::size_t bytes) noexcept { return bytes >= kMinKeyBytes && bytes <= kMaxKeyBytes; }
 
+std::optional<std::string> normalizeSerial(std::string_view text) {
+  constexpr std::size_t kMaxSerialBytes = 20;
+  if (text.size() > 3 * kMaxSerialBytes + 8) return std::nullopt;
+  std::string hex;
+  hex.reserve(text.size());
+  for (const char c : text) {
+    if (c == ':') continue;
+    if (c >= '0' && c <= '9') {
+      hex.push_back(c);
+    } else if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+      hex.push_back(static_cast<char>(c | 0x20));
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (hex.empty()) return std::nullopt;
+  if (hex.size() % 2 != 0) hex.insert(hex.begin(), '0');
+  std::size_t skip = 0;
+  while (skip + 2 < hex.size() && hex[skip] == '0' && hex[skip + 1] == '0') skip += 2;
+  hex.erase(0, skip);
+  if (hex.size() > 2 * kMaxSerialBytes) return std::nullopt;
+  return hex;
+}
+
 std::string_view toString(AddResult result) noexcept {
   switch (result) {
     case AddResult::ok: return "ok";
@@ -51,6 +75,27 @@ std::string_view toString(RevokeResult result) noexcept {
     case RevokeResult::unknown: return "unknown identity";
     case RevokeResult::already_revoked: return "already revoked";
     case RevokeResult::storage_error: return "storage error";
+  }
+  return "?";
+}
+
+std::string_view toString(RotateResult result) noexcept {
+  switch (result) {
+    case RotateResult::ok: return "ok";
+    case RotateResult::unknown: return "unknown identity";
+    case RotateResult::revoked: return "identity is revoked";
+    case RotateResult::invalid_key: return "invalid key length";
+    case RotateResult::storage_error: return "storage error";
+  }
+  return "?";
+}
+
+std::string_view toString(CertAddResult result) noexcept {
+  switch (result) {
+    case CertAddResult::ok: return "ok";
+    case CertAddResult::exists: return "serial number exists";
+    case CertAddResult::invalid: return "invalid certificate record";
+    case CertAddResult::storage_error: return "storage error";
   }
   return "?";
 }

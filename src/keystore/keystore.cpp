@@ -1,6 +1,7 @@
 #include "keystore/keystore.h"
 
 #include "common/log.h"
+#include "keystore/keystore_impl.h"
 #include "keystore/sqlite_util.h"
 
 #include <fcntl.h>
@@ -28,10 +29,27 @@ constexpr const char* kMigrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  revoked_at INTEGER"
     ") WITHOUT ROWID;",
+    // 2: key rotation (the key generation, the previous key and the end of its grace period)
+    // and the certificates coap-edge-ctl issued or signed, with their revocations.
+    "ALTER TABLE identities ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE identities ADD COLUMN previous_psk BLOB"
+    "  CHECK (previous_psk IS NULL OR (typeof(previous_psk) = 'blob' AND length(previous_psk) BETWEEN 16 AND 64));"
+    "ALTER TABLE identities ADD COLUMN grace_until INTEGER;"
+    "CREATE TABLE certificates ("
+    "  serial     TEXT PRIMARY KEY NOT NULL CHECK (length(serial) BETWEEN 1 AND 40),"
+    "  identity   TEXT NOT NULL,"
+    "  profile    TEXT NOT NULL CHECK (profile IN ('client', 'server')),"
+    "  origin     TEXT NOT NULL CHECK (origin IN ('issued', 'csr')),"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after  INTEGER NOT NULL,"
+    "  issued_at  INTEGER NOT NULL,"
+    "  revoked_at INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX certificates_by_identity ON certificates (identity);",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
-std::int64_t nowSeconds() {
+std::int64_t systemSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
@@ -122,28 +140,73 @@ void migrate(sqlite3* db, const std::filesystem::path& file) {
 
 }  // namespace
 
-struct Keystore::Impl {
-  std::filesystem::path path;
-  detail::DbPtr db;  // declared first, destroyed last
-  detail::StmtPtr insert;
-  detail::StmtPtr lookup;
-  detail::StmtPtr revoke;
-  detail::StmtPtr revoked_at;
-  detail::StmtPtr list;
-  detail::StmtPtr revoked;
-  detail::StmtPtr data_version;
-  std::string last_error;
-  std::uint64_t last_data_version = 0;
+void Keystore::Impl::storageError(std::string_view what) {
+  last_error = detail::errorText(db.get());
+  CE_LOG_ERROR("{}: {} failed: {}", path.string(), what, last_error);
+}
 
-  void storageError(std::string_view what) {
-    last_error = detail::errorText(db.get());
-    CE_LOG_ERROR("{}: {} failed: {}", path.string(), what, last_error);
-  }
-};
+std::string columnText(sqlite3_stmt* stmt, int column) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
+  return std::string(text ? text : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
+}
 
-Keystore Keystore::open(const std::filesystem::path& state_dir) {
+void Keystore::Impl::prepareAll() {
+  sqlite3* d = db.get();
+  const auto& file = path;
+  insert = mustPrepare(d, "INSERT INTO identities (identity, psk, created_at) VALUES (?1, ?2, ?3)", file);
+  lookup = mustPrepare(d, "SELECT psk FROM identities WHERE identity = ?1 AND revoked_at IS NULL", file);
+  revoke = mustPrepare(d, "UPDATE identities SET revoked_at = ?2 WHERE identity = ?1 AND revoked_at IS NULL", file);
+  revoked_at = mustPrepare(d, "SELECT revoked_at FROM identities WHERE identity = ?1", file);
+  list = mustPrepare(d,
+                     "SELECT identity, created_at, revoked_at, generation,"
+                     " CASE WHEN previous_psk IS NOT NULL THEN grace_until END"
+                     " FROM identities ORDER BY identity",
+                     file);
+  revoked = mustPrepare(d, "SELECT identity FROM identities WHERE revoked_at IS NOT NULL ORDER BY identity", file);
+  data_version = mustPrepare(d, "PRAGMA data_version", file);
+  // ?2 = now: a previous key whose grace has ended is never returned, purged or not.
+  lookup_keys = mustPrepare(d,
+                            "SELECT psk, generation, CASE WHEN grace_until > ?2 THEN previous_psk END, grace_until"
+                            " FROM identities WHERE identity = ?1 AND revoked_at IS NULL",
+                            file);
+  rotate_read = mustPrepare(d,
+                            "SELECT revoked_at, generation, previous_psk IS NOT NULL AND grace_until > ?2"
+                            " FROM identities WHERE identity = ?1",
+                            file);
+  rotate_write = mustPrepare(d,
+                             "UPDATE identities SET previous_psk = CASE WHEN ?3 > ?4 THEN psk END, psk = ?2,"
+                             " generation = generation + 1, grace_until = CASE WHEN ?3 > ?4 THEN ?3 END"
+                             " WHERE identity = ?1 AND revoked_at IS NULL",
+                             file);
+  rotations = mustPrepare(d,
+                          "SELECT identity, generation, CASE WHEN previous_psk IS NOT NULL THEN grace_until END"
+                          " FROM identities WHERE generation > 1 AND revoked_at IS NULL ORDER BY identity",
+                          file);
+  purge = mustPrepare(d,
+                      "UPDATE identities SET previous_psk = NULL, grace_until = NULL"
+                      " WHERE previous_psk IS NOT NULL AND grace_until <= ?1",
+                      file);
+  cert_insert = mustPrepare(d,
+                            "INSERT INTO certificates (serial, identity, profile, origin, not_before, not_after,"
+                            " issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            file);
+  cert_list = mustPrepare(d,
+                          "SELECT serial, identity, profile, origin, not_before, not_after, issued_at, revoked_at"
+                          " FROM certificates ORDER BY identity, issued_at, serial",
+                          file);
+  cert_revoke = mustPrepare(
+      d, "UPDATE certificates SET revoked_at = ?2 WHERE serial = ?1 AND revoked_at IS NULL", file);
+  cert_revoke_identity = mustPrepare(
+      d, "UPDATE certificates SET revoked_at = ?2 WHERE identity = ?1 AND revoked_at IS NULL", file);
+  cert_state = mustPrepare(d, "SELECT revoked_at FROM certificates WHERE serial = ?1", file);
+  cert_count_identity = mustPrepare(d, "SELECT count(*) FROM certificates WHERE identity = ?1", file);
+  cert_revoked = mustPrepare(d, "SELECT serial FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial", file);
+}
+
+Keystore Keystore::open(const std::filesystem::path& state_dir, Clock clock) {
   ensureDirectory(state_dir);
   auto impl = std::make_unique<Impl>();
+  impl->clock = clock ? std::move(clock) : Clock(systemSeconds);
   impl->path = state_dir / kFileName;
   const auto& file = impl->path;
   createFile(file);
@@ -162,6 +225,11 @@ Keystore Keystore::open(const std::filesystem::path& state_dir) {
   // Hardening: the file is data, never code (no schema-triggered functions, no writable schema).
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  // Deleted and overwritten content (a purged or rotated key) is zeroed in the file, not just
+  // unlinked from the B-tree.
+  if (detail::exec(db, "PRAGMA secure_delete = ON") != SQLITE_OK) {
+    throw openError(file, "cannot enable secure_delete: " + detail::errorText(db));
+  }
 
   {
     // WAL: the agent keeps reading while coap-edge-ctl writes. The mode is persistent in the file.
@@ -178,15 +246,7 @@ Keystore Keystore::open(const std::filesystem::path& state_dir) {
   tightenMode(std::filesystem::path(file.string() + "-wal"), false);
   tightenMode(std::filesystem::path(file.string() + "-shm"), false);
 
-  impl->insert = mustPrepare(db, "INSERT INTO identities (identity, psk, created_at) VALUES (?1, ?2, ?3)", file);
-  impl->lookup = mustPrepare(db, "SELECT psk FROM identities WHERE identity = ?1 AND revoked_at IS NULL", file);
-  impl->revoke = mustPrepare(
-      db, "UPDATE identities SET revoked_at = ?2 WHERE identity = ?1 AND revoked_at IS NULL", file);
-  impl->revoked_at = mustPrepare(db, "SELECT revoked_at FROM identities WHERE identity = ?1", file);
-  impl->list = mustPrepare(db, "SELECT identity, created_at, revoked_at FROM identities ORDER BY identity", file);
-  impl->revoked = mustPrepare(
-      db, "SELECT identity FROM identities WHERE revoked_at IS NOT NULL ORDER BY identity", file);
-  impl->data_version = mustPrepare(db, "PRAGMA data_version", file);
+  impl->prepareAll();
   Keystore store(std::move(impl));
   store.impl_->last_data_version = store.changeCounter();
   return store;
@@ -205,7 +265,7 @@ AddResult Keystore::add(std::string_view identity, tls::SecretBytes key) {
   if (!isValidIdentity(identity)) return AddResult::invalid_identity;
   if (!isValidKeyLength(key.size())) return AddResult::invalid_key;
   detail::StatementScope insert(impl_->insert.get());
-  if (!insert.bindText(1, identity) || !insert.bindBlob(2, key.span()) || !insert.bindInt64(3, nowSeconds())) {
+  if (!insert.bindText(1, identity) || !insert.bindBlob(2, key.span()) || !insert.bindInt64(3, impl_->now())) {
     impl_->storageError("add");
     return AddResult::storage_error;
   }
@@ -233,7 +293,7 @@ ImportResult Keystore::importAll(std::vector<ImportEntry> entries) {
     impl_->storageError("import (begin)");
     return fail(ImportError::storage_error, 0);
   }
-  const std::int64_t now = nowSeconds();
+  const std::int64_t now = impl_->now();
   std::unordered_set<std::string_view> seen;
   seen.reserve(entries.size());
   // One pass, so the entry reported is the first one with any problem.
@@ -288,7 +348,7 @@ RevokeResult Keystore::revoke(std::string_view identity) {
   if (!isValidIdentity(identity)) return RevokeResult::unknown;
   {
     detail::StatementScope update(impl_->revoke.get());
-    if (!update.bindText(1, identity) || !update.bindInt64(2, nowSeconds()) || update.step() != SQLITE_DONE) {
+    if (!update.bindText(1, identity) || !update.bindInt64(2, impl_->now()) || update.step() != SQLITE_DONE) {
       impl_->storageError("revoke");
       return RevokeResult::storage_error;
     }
@@ -316,10 +376,11 @@ std::vector<IdentityInfo> Keystore::list() {
   int rc = SQLITE_ROW;
   while ((rc = query.step()) == SQLITE_ROW) {
     IdentityInfo info;
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(query.get(), 0));
-    info.identity.assign(text ? text : "", static_cast<std::size_t>(sqlite3_column_bytes(query.get(), 0)));
+    info.identity = columnText(query.get(), 0);
     info.created_at = sqlite3_column_int64(query.get(), 1);
     if (sqlite3_column_type(query.get(), 2) != SQLITE_NULL) info.revoked_at = sqlite3_column_int64(query.get(), 2);
+    info.generation = static_cast<std::uint32_t>(sqlite3_column_int64(query.get(), 3));
+    if (sqlite3_column_type(query.get(), 4) != SQLITE_NULL) info.grace_until = sqlite3_column_int64(query.get(), 4);
     out.push_back(std::move(info));
   }
   if (rc != SQLITE_DONE) {
@@ -335,8 +396,7 @@ std::vector<std::string> Keystore::revokedIdentities() {
   detail::StatementScope query(impl_->revoked.get());
   int rc = SQLITE_ROW;
   while ((rc = query.step()) == SQLITE_ROW) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(query.get(), 0));
-    out.emplace_back(text ? text : "", static_cast<std::size_t>(sqlite3_column_bytes(query.get(), 0)));
+    out.push_back(columnText(query.get(), 0));
   }
   if (rc != SQLITE_DONE) {
     impl_->storageError("listing revoked identities");

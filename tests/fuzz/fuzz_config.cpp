@@ -17,6 +17,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (result.config->downstream.listen.empty()) __builtin_trap();
     if (result.config->downstream.x509() != result.config->downstream.ca.has_value()) __builtin_trap();
     if (result.config->limits.max_sessions == 0) __builtin_trap();
+    // Whatever rules loaded, decisions keep their promises (policy/acl.h).
+    using coap_edge::policy::Decision;
+    using coap_edge::policy::Method;
+    const auto& acl = result.config->acl;
+    if (acl.check("", Method::get, ".well-known/core").decision != Decision::allow) __builtin_trap();
+    if (acl.check("", Method::get, "status").decision != Decision::unauthenticated) __builtin_trap();
+    if (acl.check("dev-1", Method::get, "nodes/dev-1/../x").decision != Decision::forbidden) __builtin_trap();
+    (void)acl.check("upstream", Method::put, "nodes/n/actuators/a");
   } else {
     (void)result.error->str();
   }

@@ -32,11 +32,17 @@ inline RunResult certGet(const std::string& client, std::uint16_t port, const st
              std::chrono::seconds(wait_s + 10));
 }
 
-/// The agent's config for tests: one coaps endpoint on `port`, state under `dir`.
-inline std::string baseConfig(const TempDir& dir, std::uint16_t port, const std::string& extra_downstream = "") {
+/// The access rule tests run with unless they say otherwise: the agent denies everything but
+/// /.well-known/core by default, and the interop tests read /status as any authenticated peer.
+inline constexpr const char* kStatusForEveryone = "[[acl]]\nidentity = \"*\"\nallow = [\"GET /status\"]\n";
+
+/// The agent's config for tests: one coaps endpoint on `port`, state under `dir`, `acl` last
+/// (so `extra_downstream` keys still land in [downstream], and appended sections stay valid).
+inline std::string baseConfig(const TempDir& dir, std::uint16_t port, const std::string& extra_downstream = "",
+                              const std::string& acl = kStatusForEveryone) {
   return "[agent]\nname = \"gw-test\"\nstate_dir = \"" + (dir / "state").string() +
          "\"\nlog_level = \"info\"\n[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(port) + "\"]\n" +
-         extra_downstream;
+         extra_downstream + acl;
 }
 
 /// Runs coap-edge-ctl against the agent's config.

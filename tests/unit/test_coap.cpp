@@ -1,13 +1,55 @@
-// The coap part's pure pieces: the session table the request handlers rely on for identities,
-// and log sanitising of identities that arrive from the network.
+// The coap part's pure pieces: the request path handlers and the ACL see, the session table the
+// request handlers rely on for identities, and log sanitising of identities from the network.
 
+#include "coap/request_pdu.h"
 #include "coap/session_table.h"
 #include "common/log.h"
+#include "policy/acl.h"
 
+#include <coap3/coap.h>
 #include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string_view>
 
 namespace coap_edge::coap {
 namespace {
+
+// The Request path of a GET whose Uri-Path options are `segments`, as handlers and the ACL see it.
+std::string pathOf(std::initializer_list<std::string_view> segments) {
+  static const bool started = [] {
+    coap_startup();
+    coap_set_log_level(COAP_LOG_EMERG);
+    return true;
+  }();
+  (void)started;
+  coap_pdu_t* pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, 1, 1152);
+  for (const auto segment : segments) {
+    coap_add_option(pdu, COAP_OPTION_URI_PATH, segment.size(), reinterpret_cast<const uint8_t*>(segment.data()));
+  }
+  Request req;
+  readRequest(pdu, nullptr, req);
+  coap_delete_pdu(pdu);
+  return req.path;
+}
+
+TEST(RequestPath, IsLibcoapsCanonicalFormWhichTheAclPatternsUse) {
+  EXPECT_EQ(pathOf({}), "");
+  EXPECT_EQ(pathOf({"status"}), "status");
+  EXPECT_EQ(pathOf({".well-known", "core"}), ".well-known/core");
+  // One option holding '/', a space, '%' or non-ASCII stays one segment, escaped; pchar stays.
+  const std::string odd = pathOf({"a/b", "x y", "%41", "\xc3\xa9", "~*:@!$&'()+,;="});
+  EXPECT_EQ(odd, "a%2Fb/x%20y/%2541/%C3%A9/~*:@!$&'()+,;=");
+  // The pattern compiler puts literals in the same form, so they compare byte for byte.
+  const auto pattern = policy::compilePathPattern("/a%2fb/x%20y/%2541/%c3%a9/~%2A:@!$&'()+,;=");
+  ASSERT_TRUE(pattern.ok()) << pattern.error.message;
+  EXPECT_TRUE(pattern.value->matches(odd));
+  EXPECT_FALSE(policy::compilePathPattern("/a/b/**").value->matches(odd));
+  // Dot segments and empty options arrive as they were sent: nothing is normalised.
+  EXPECT_EQ(pathOf({"nodes", "..", "status"}), "nodes/../status");
+  EXPECT_EQ(pathOf({"a", "", "b"}), "a//b");
+  EXPECT_TRUE(policy::hasDotOrEmptySegment(pathOf({"a", ""})));
+}
 
 TEST(SessionTable, CountsOnlyEstablishedSessionsPerAuthKind) {
   SessionTable t;

@@ -251,8 +251,6 @@ TEST(configErrors, PlannedSectionsAreRefusedNotIgnored) {
             "x.toml:2:1: [upstream] is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[discovery]\nmulticast = true\n"),
             "x.toml:1:1: [discovery] is not supported by this version of coap-edge yet; remove it");
-  EXPECT_EQ(errorOf("[agent]\n[[acl]]\nidentity = \"*\"\n[[acl]]\nidentity = \"x\"\n"),
-            "x.toml:2:1: [[acl]] is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[limits]\nmax_sessions = 5\nper_identity = { rate = 20.0, burst = 40 }\n"),
             "x.toml:3:1: [limits] per_identity is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[limits]\nper_node.rate = 2.0\n"),
@@ -266,6 +264,132 @@ TEST(configErrors, EarliestProblemInTheFileIsReported) {
   // toml++ iterates keys alphabetically; the operator reads the file top down.
   EXPECT_EQ(errorOf("[limits]\nmax_sessions = 0\n[agent]\nname = \"\"\n"),
             "x.toml:2:16: [limits] max_sessions must be between 1 and 1000000, not 0");
+}
+
+// ---------------------------------------------------------------- access control
+
+TEST(configAcl, NoEntriesMeansBuiltInRulesOnly) {
+  const Config config = parseOk("[agent]\n");
+  EXPECT_TRUE(config.acl.entries().empty());
+  EXPECT_EQ(config.acl.check("dev-1", policy::Method::get, "status").decision, policy::Decision::forbidden);
+  EXPECT_EQ(config.acl.check("dev-1", policy::Method::get, ".well-known/core").decision, policy::Decision::allow);
+  EXPECT_TRUE(parseOk("acl = []\n").acl.entries().empty());
+}
+
+TEST(configAcl, EntriesWithIdentitiesGlobsAndGroups) {
+  // [[acl]] entries may come before the [groups] they name.
+  const Config config = parseOk(R"([[acl]]
+identity = "upstream"
+allow = ["GET /nodes/**", "PUT /nodes/*/actuators/**"]
+
+[[acl]]
+group = "sensors"
+allow = ["POST /telemetry/*"]
+
+[[acl]]
+identity = "*"
+allow = ["GET /status"]
+
+[groups]
+sensors = ["sensor-*", "dev-7"]
+empty = []
+)");
+  const auto& entries = config.acl.entries();
+  ASSERT_EQ(entries.size(), 3U);
+  EXPECT_EQ(entries[0].label, "identity \"upstream\"");
+  EXPECT_EQ(entries[1].label, "group \"sensors\"");
+  ASSERT_EQ(entries[1].who.size(), 2U);
+  EXPECT_EQ(config.acl.ruleCount(), 4U);
+  using policy::Decision;
+  using policy::Method;
+  EXPECT_EQ(config.acl.check("upstream", Method::put, "nodes/n1/actuators/v").decision, Decision::allow);
+  EXPECT_EQ(config.acl.check("upstream", Method::put, "nodes/n1/config").decision, Decision::forbidden);
+  EXPECT_EQ(config.acl.check("sensor-3", Method::post, "telemetry/t").decision, Decision::allow);
+  EXPECT_EQ(config.acl.check("dev-7", Method::post, "telemetry/t").decision, Decision::allow);
+  EXPECT_EQ(config.acl.check("dev-8", Method::post, "telemetry/t").decision, Decision::forbidden);
+  EXPECT_EQ(config.acl.check("dev-8", Method::get, "status").decision, Decision::allow);
+  EXPECT_EQ(config.acl.check("", Method::get, "status").decision, Decision::unauthenticated);
+}
+
+TEST(configAcl, InlineTablesWork) {
+  const Config config = parseOk(R"(acl = [{ identity = "a", allow = ["GET /x"] }, { identity = "b", allow = ["* /y"] }])");
+  EXPECT_EQ(config.acl.entries().size(), 2U);
+}
+
+TEST(configAcl, BadPatternsPointInsideTheString) {
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\"GET /a//b\"]\n"),
+            "x.toml:3:18: [[acl]] allow \"GET /a//b\": empty segment ('//') in the path pattern");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\n  \"GET /ok\",\n  'PUT /a/b**',\n]\n"),
+            "x.toml:5:12: [[acl]] allow \"PUT /a/b**\": '*' and '**' must be a whole segment (\"/a/*\" is one "
+            "segment, \"/a/**\" any depth); write %2A for a literal '*'");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\"get /status\"]\n"),
+            "x.toml:3:11: [[acl]] allow \"get /status\": unknown method \"get\"; did you mean \"GET\"?");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\"GET /a%zz\"]\n"),
+            "x.toml:3:17: [[acl]] allow \"GET /a%zz\": invalid percent-encoding \"%zz\": '%' must be followed by two "
+            "hex digits (write %25 for a literal '%')");
+  // With an escape in the string the file's columns differ from the string's: name the character.
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\"GET /\\u00e9/a/..\"]\n"),
+            "x.toml:3:10: [[acl]] allow \"GET /\xc3\xa9/a/..\": byte 0xC3 (non-ASCII) is not allowed in a path; "
+            "percent-encode it (%C3) (at character 6)");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\"GET /a\", 3]\n"),
+            "x.toml:3:20: [[acl]] allow entries must be strings like \"GET /nodes/**\", not an integer");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = \"GET /a\"\n"),
+            "x.toml:3:9: [[acl]] allow must be an array of rules like [\"GET /nodes/**\"], not a string");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = []\n"),
+            "x.toml:3:9: [[acl]] allow is empty, so the entry grants nothing; add rules like \"GET /status\" or "
+            "remove the entry");
+}
+
+TEST(configAcl, EntryShapeErrors) {
+  EXPECT_EQ(errorOf("[agent]\n[[acl]]\nallow = [\"GET /a\"]\n"),
+            "x.toml:2:1: [[acl]] needs identity = \"...\" (an identity, or a glob like \"sensor-*\") or group = "
+            "\"...\" (a list in [groups])");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\n"),
+            "x.toml:1:1: [[acl]] needs allow = [\"METHOD /path\", ...], e.g. allow = [\"GET /status\"]");
+  EXPECT_EQ(errorOf("[groups]\ng = [\"a\"]\n[[acl]]\nidentity = \"x\"\ngroup = \"g\"\nallow = [\"GET /a\"]\n"),
+            "x.toml:5:9: [[acl]] takes identity or group, not both; write two [[acl]] entries");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallows = [\"GET /a\"]\n"),
+            "x.toml:3:1: unknown key 'allows' in [[acl]]; did you mean 'allow'?");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"x\"\nallow = [\"GET /a\"]\ndeny = [\"GET /b\"]\n"),
+            "x.toml:4:1: unknown key 'deny' in [[acl]]; rules only allow: everything they do not allow is denied");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = 7\nallow = [\"GET /a\"]\n"),
+            "x.toml:2:12: [[acl]] identity must be a string like \"dev-1\" or \"sensor-*\", not an integer");
+  EXPECT_EQ(errorOf("[[acl]]\nidentity = \"\"\nallow = [\"GET /a\"]\n"),
+            "x.toml:2:12: [[acl]] identity \"\": the identity is empty; write \"*\" for every authenticated identity");
+  EXPECT_EQ(errorOf("[acl]\nidentity = \"x\"\n"),
+            "x.toml:1:1: write [[acl]] (double brackets): one [[acl]] table per entry");
+  EXPECT_EQ(errorOf("acl = \"x\"\n"), "x.toml:1:7: acl must be [[acl]] tables, not a string");
+  EXPECT_EQ(errorOf("acl = [1]\n"),
+            "x.toml:1:8: acl entries must be tables like { identity = \"dev-1\", allow = [\"GET /status\"] }, not an "
+            "integer");
+  EXPECT_EQ(errorOf("[[acls]]\n"), "x.toml:1:1: unknown section [[acls]]; did you mean [acl]?");
+}
+
+TEST(configAcl, GroupErrors) {
+  EXPECT_EQ(errorOf("[[acl]]\ngroup = \"sensor\"\nallow = [\"GET /a\"]\n[groups]\nsensors = [\"s-*\"]\n"),
+            "x.toml:2:9: [[acl]] group \"sensor\" is not defined in [groups]; did you mean \"sensors\"?");
+  EXPECT_EQ(errorOf("[[acl]]\ngroup = \"ops\"\nallow = [\"GET /a\"]\n"),
+            "x.toml:2:9: [[acl]] group \"ops\" is not defined in [groups]; define it: [groups] ops = [\"dev-1\", "
+            "\"sensor-*\"]");
+  EXPECT_EQ(errorOf("[groups]\nops = [\"a\"]\n[[acl]]\nidentity = \"@ops\"\nallow = [\"GET /a\"]\n"),
+            "x.toml:4:12: [[acl]] identity \"@ops\" names an identity, not a group; write group = \"ops\"");
+  EXPECT_EQ(errorOf("[groups]\nops = \"a\"\n"),
+            "x.toml:2:7: [groups] ops must be a list of identities like [\"dev-1\", \"sensor-*\"], not a string");
+  EXPECT_EQ(errorOf("[groups]\nops = [\"a\", \"b\\u0001\"]\n"),
+            "x.toml:2:13: [groups] ops member \"b\\x01\": the identity contains control character 0x01 (at "
+            "character 2)");
+  EXPECT_EQ(errorOf("[groups]\nops = [\"a\", 2]\n"),
+            "x.toml:2:13: [groups] ops member must be a string like \"dev-1\" or \"sensor-*\", not an integer");
+  EXPECT_EQ(errorOf("[groups]\n\"o p\" = [\"a\"]\n"),
+            "x.toml:2:1: group name \"o p\" must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'");
+  EXPECT_EQ(errorOf("[groups.ops]\nmembers = [\"a\"]\n"),
+            "x.toml:1:1: unknown section [groups.ops]; a group is a list: ops = [\"dev-1\", \"sensor-*\"]");
+  EXPECT_EQ(errorOf("groups = 1\n"),
+            "x.toml:1:10: groups must be a section ([groups]) of lists like sensors = [\"sensor-*\"], not an integer");
+  // A group whose member was refused still exists: the entry naming it reports nothing more.
+  EXPECT_EQ(errorOf("[[acl]]\ngroup = \"ops\"\nallow = [\"GET /a\"]\n[groups]\nops = [\"\"]\n"),
+            "x.toml:5:8: [groups] ops member \"\": the identity is empty; write \"*\" for every authenticated "
+            "identity");
 }
 
 // ---------------------------------------------------------------- types and ranges
@@ -541,6 +665,28 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
   EXPECT_EQ(config.downstream.listen[1].value.text, "[::]:5684");
   ASSERT_TRUE(config.downstream.x509());
   EXPECT_EQ(config.downstream.ca->value, fs::path("/etc/coap-edge/certs/ca.crt"));
+}
+
+TEST(configShipped, AccessControlExamplesAreValid) {
+  // The commented [groups]/[[acl]] block at the end of the file, uncommented, loads as shown.
+  const std::string shipped = readText(kShipped);
+  const auto start = shipped.find("\n# [groups]\n");
+  ASSERT_NE(start, std::string::npos);
+  std::istringstream lines(shipped.substr(start + 1));
+  std::string text;
+  for (std::string line; std::getline(lines, line);) {
+    text += (line.rfind("# ", 0) == 0 ? line.substr(2) : line == "#" ? std::string() : line) + "\n";
+  }
+  const Config config = parseOk(text, kShipped);
+  ASSERT_EQ(config.acl.entries().size(), 2U);
+  EXPECT_EQ(config.acl.ruleCount(), 3U);
+  EXPECT_EQ(config.acl.check("sensor-4", policy::Method::get, "status").decision, policy::Decision::allow);
+  EXPECT_EQ(config.acl.check("upstream", policy::Method::put, "nodes/n/actuators/a").decision,
+            policy::Decision::allow);
+  // The development config grants its identities /status (cmake/dev-run.sh shows that query).
+  const auto dev = loadFile(kSourceDir / "config" / "agent.dev.toml");
+  ASSERT_TRUE(dev.ok()) << dev.error->str();
+  EXPECT_EQ(dev.config->acl.check("dev-node", policy::Method::get, "status").decision, policy::Decision::allow);
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "ctl/ctl.h"
 #include "ctl/key_import.h"
 #include "keystore/keystore.h"
+#include "tls/certificates.h"
 #include "tls/secret.h"
 
 #include <gtest/gtest.h>
+#include <mbedtls/x509_crt.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -330,6 +333,264 @@ TEST(ctlKeyImport, JsonDetails) {
   EXPECT_FALSE(r.ok());
   r = parseKeyImport(std::string(100000, '[') + std::string(100000, ']'));
   EXPECT_FALSE(r.ok());
+}
+
+// --- ca, cert, keys rotate --------------------------------------------------------------------
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary | std::ios::ate);
+  std::string bytes(static_cast<std::size_t>(std::max<std::streamoff>(in.tellg(), 0)), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
+}
+
+unsigned modeOf(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0xFFFFFFFFu;
+  return st.st_mode & 0777u;
+}
+
+// mbedtls_x509_crt_verify flags of a PEM certificate against a PEM CA (0 = trusted).
+std::uint32_t verifyPem(const std::string& leaf, const std::string& ca) {
+  mbedtls_x509_crt l, a;
+  mbedtls_x509_crt_init(&l);
+  mbedtls_x509_crt_init(&a);
+  std::uint32_t flags = 0xFFFFFFFFu;
+  if (mbedtls_x509_crt_parse(&l, reinterpret_cast<const unsigned char*>(leaf.c_str()), leaf.size() + 1) == 0 &&
+      mbedtls_x509_crt_parse(&a, reinterpret_cast<const unsigned char*>(ca.c_str()), ca.size() + 1) == 0) {
+    flags = 0;
+    (void)mbedtls_x509_crt_verify(&l, &a, nullptr, nullptr, &flags, nullptr, nullptr);
+  }
+  mbedtls_x509_crt_free(&l);
+  mbedtls_x509_crt_free(&a);
+  return flags;
+}
+
+TEST_F(ctlTest, CaInitCreatesAPrivateKeyAndNeverOverwrites) {
+  const CtlRun none = run({"ca", "show"});
+  EXPECT_EQ(none.code, kExitFailed);
+  EXPECT_NE(none.err.find("no CA yet: run coap-edge-ctl"), std::string::npos) << none.err;
+  EXPECT_NE(none.err.find("ca init"), std::string::npos) << none.err;
+
+  const mode_t old = ::umask(0);
+  const CtlRun init = run({"ca", "init", "--days", "30"});
+  ::umask(old);
+  ASSERT_EQ(init.code, kExitOk) << init.err;
+  EXPECT_EQ(modeOf(state_ / "ca" / "ca.key"), 0600u);
+  EXPECT_EQ(modeOf(state_ / "ca"), 0700u);
+  const std::string key_pem = slurp(state_ / "ca" / "ca.key");
+  EXPECT_NE(key_pem.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_EQ(init.out.find("PRIVATE KEY"), std::string::npos);
+
+  const CtlRun show = run({"ca", "show"});
+  ASSERT_EQ(show.code, kExitOk) << show.err;
+  EXPECT_EQ(show.out, slurp(state_ / "ca" / "ca.crt"));
+  EXPECT_EQ(verifyPem(show.out, show.out), 0u);
+
+  const CtlRun again = run({"ca", "init"});
+  EXPECT_EQ(again.code, kExitFailed);
+  EXPECT_NE(again.err.find("never overwritten"), std::string::npos) << again.err;
+  EXPECT_EQ(slurp(state_ / "ca" / "ca.key"), key_pem);
+  EXPECT_EQ(run({"ca", "init", "--days", "0"}).code, kExitUsage);
+  EXPECT_EQ(run({"ca", "init", "--days", "x"}).code, kExitUsage);
+}
+
+TEST_F(ctlTest, CertIssueWritesPemAndDerTwinsThatChainToTheCa) {
+  const CtlRun no_ca = run({"cert", "issue", "dev-1", "--out", (root_ / "out").string()});
+  EXPECT_EQ(no_ca.code, kExitFailed);
+  EXPECT_NE(no_ca.err.find("no CA yet: run coap-edge-ctl"), std::string::npos) << no_ca.err;
+  EXPECT_FALSE(fs::exists(root_ / "out" / "dev-1.key"));
+
+  ASSERT_EQ(run({"ca", "init"}).code, kExitOk);
+  const fs::path out = root_ / "out";
+  const CtlRun issue = run({"cert", "issue", "dev-1", "--out", out.string(), "--days", "10"});
+  ASSERT_EQ(issue.code, kExitOk) << issue.err;
+  for (const char* name : {"dev-1.key", "dev-1.key.der"}) EXPECT_EQ(modeOf(out / name), 0600u) << name;
+  for (const char* name : {"dev-1.crt", "dev-1.crt.der"}) EXPECT_EQ(modeOf(out / name), 0644u) << name;
+  const std::string ca = run({"ca", "show"}).out;
+  const std::string crt = slurp(out / "dev-1.crt");
+  EXPECT_EQ(verifyPem(crt, ca), 0u);
+  auto pem = tls::parseCertificate(tls::bytesOf(crt));
+  auto der = tls::parseCertificate(tls::bytesOf(slurp(out / "dev-1.crt.der")));
+  ASSERT_TRUE(pem.ok() && der.ok());
+  EXPECT_EQ(pem->der, der->der);
+  EXPECT_EQ(pem->common_name, "dev-1");
+  EXPECT_NE(issue.out.find(pem->serial), std::string::npos);
+  // Private keys appear in their files only.
+  EXPECT_EQ(issue.out.find("PRIVATE"), std::string::npos);
+  tls::Drbg drbg("test_ctl");
+  auto key = tls::Key::loadPrivate(tls::bytesOf(slurp(out / "dev-1.key")), drbg);
+  auto key_der = tls::Key::loadPrivate(tls::bytesOf(slurp(out / "dev-1.key.der")), drbg);
+  ASSERT_TRUE(key.ok() && key_der.ok());
+
+  // Recorded, listed (--json too), never overwritten.
+  const CtlRun list = run({"cert", "list", "--json"});
+  ASSERT_EQ(list.code, kExitOk) << list.err;
+  const auto doc = nlohmann::json::parse(list.out);
+  ASSERT_EQ(doc.size(), 1u);
+  EXPECT_EQ(doc[0]["serial"], pem->serial);
+  EXPECT_EQ(doc[0]["identity"], "dev-1");
+  EXPECT_EQ(doc[0]["profile"], "client");
+  EXPECT_EQ(doc[0]["origin"], "issued");
+  EXPECT_EQ(doc[0]["status"], "active");
+  EXPECT_TRUE(doc[0]["revoked"].is_null());
+  const CtlRun twice = run({"cert", "issue", "dev-1", "--out", out.string()});
+  EXPECT_EQ(twice.code, kExitFailed);
+  EXPECT_NE(twice.err.find("refusing to overwrite"), std::string::npos) << twice.err;
+  EXPECT_EQ(slurp(out / "dev-1.crt"), crt);
+
+  // Gateway certificates, and what is refused up front.
+  const CtlRun gw = run({"cert", "issue", "gw", "--server", "--san", "127.0.0.1", "--san", "localhost", "--out",
+                         out.string()});
+  ASSERT_EQ(gw.code, kExitOk) << gw.err;
+  EXPECT_EQ(verifyPem(slurp(out / "gw.crt"), ca), 0u);
+  EXPECT_EQ(run({"cert", "issue", "dev-2", "--san", "x", "--out", out.string()}).code, kExitUsage);
+  EXPECT_EQ(run({"cert", "issue", "a/b", "--out", out.string()}).code, kExitUsage);
+  EXPECT_EQ(run({"cert", "issue", "bad id", "--out", out.string()}).code, kExitUsage);
+  EXPECT_EQ(run({"cert", "issue", "dev-2"}).code, kExitUsage);
+  EXPECT_EQ(run({"cert", "issue", "gw2", "--server", "--san", "no way", "--out", out.string()}).code, kExitFailed);
+  EXPECT_FALSE(fs::exists(out / "gw2.key"));  // nothing left behind by a failed issue
+  // A revoked identity gets no certificate.
+  ASSERT_EQ(run({"keys", "add", "gone"}).code, kExitOk);
+  ASSERT_EQ(run({"keys", "revoke", "gone"}).code, kExitOk);
+  EXPECT_EQ(run({"cert", "issue", "gone", "--out", out.string()}).code, kExitFailed);
+}
+
+TEST_F(ctlTest, CertSignChecksTheCsrAndRecordsTheCertificate) {
+  ASSERT_EQ(run({"ca", "init"}).code, kExitOk);
+  tls::Drbg drbg("test_ctl csr");
+  auto key = tls::Key::generate(drbg);
+  ASSERT_TRUE(key.ok());
+  auto csr = tls::makeCsr(*key, "dev-7", drbg);
+  ASSERT_TRUE(csr.ok());
+  const fs::path csr_file = write("dev-7.csr", *csr);
+  const fs::path crt = root_ / "dev-7.crt";
+  const CtlRun sign = run({"cert", "sign", csr_file.string(), "--out", crt.string()});
+  ASSERT_EQ(sign.code, kExitOk) << sign.err;
+  const std::string ca = run({"ca", "show"}).out;
+  EXPECT_EQ(verifyPem(slurp(crt), ca), 0u);
+  EXPECT_TRUE(fs::exists(crt.string() + ".der"));
+  const auto doc = nlohmann::json::parse(run({"cert", "list", "--json"}).out);
+  ASSERT_EQ(doc.size(), 1u);
+  EXPECT_EQ(doc[0]["identity"], "dev-7");
+  EXPECT_EQ(doc[0]["origin"], "csr");
+
+  // From stdin, too.
+  const CtlRun from_stdin = run({"cert", "sign", "-", "--out", (root_ / "stdin.crt").string()}, *csr);
+  EXPECT_EQ(from_stdin.code, kExitOk) << from_stdin.err;
+
+  // A tampered CSR: nothing signed, exit 65, and the message says why.
+  std::string tampered = *csr;
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+  const CtlRun bad = run({"cert", "sign", write("bad.csr", tampered).string(), "--out", (root_ / "bad.crt").string()});
+  EXPECT_EQ(bad.code, kExitDataErr);
+  EXPECT_NE(bad.err.find("nothing was signed"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(root_ / "bad.crt"));
+  // A CN that is not a valid identity.
+  auto odd = tls::makeCsr(*key, "has space", drbg);
+  ASSERT_TRUE(odd.ok());
+  const CtlRun cn = run({"cert", "sign", write("odd.csr", *odd).string(), "--out", (root_ / "odd.crt").string()});
+  EXPECT_EQ(cn.code, kExitDataErr);
+  EXPECT_NE(cn.err.find("not a valid identity"), std::string::npos) << cn.err;
+  EXPECT_EQ(run({"cert", "sign", write("junk.csr", "junk").string(), "--out", (root_ / "j.crt").string()}).code,
+            kExitDataErr);
+  EXPECT_EQ(nlohmann::json::parse(run({"cert", "list", "--json"}).out).size(), 2u);
+}
+
+TEST_F(ctlTest, CertRevokeBySerialOrIdentity) {
+  ASSERT_EQ(run({"ca", "init"}).code, kExitOk);
+  const fs::path out = root_ / "out";
+  ASSERT_EQ(run({"cert", "issue", "dev-1", "--out", out.string()}).code, kExitOk);
+  ASSERT_EQ(run({"cert", "issue", "dev-2", "--out", out.string()}).code, kExitOk);
+  auto first = tls::parseCertificate(tls::bytesOf(slurp(out / "dev-1.crt")));
+  ASSERT_TRUE(first.ok());
+  // openssl prints serials upper case with colons; both spellings work.
+  std::string colons;
+  for (std::size_t i = 0; i < first->serial.size(); i += 2) {
+    if (i > 0) colons += ':';
+    colons += static_cast<char>(std::toupper(first->serial[i]));
+    colons += static_cast<char>(std::toupper(first->serial[i + 1]));
+  }
+  const CtlRun by_serial = run({"cert", "revoke", colons});
+  ASSERT_EQ(by_serial.code, kExitOk) << by_serial.err;
+  EXPECT_NE(by_serial.out.find(first->serial), std::string::npos);
+  const CtlRun again = run({"cert", "revoke", first->serial});
+  EXPECT_EQ(again.code, kExitOk);
+  EXPECT_NE(again.err.find("already revoked"), std::string::npos);
+  const CtlRun by_id = run({"cert", "revoke", "dev-2"});
+  ASSERT_EQ(by_id.code, kExitOk) << by_id.err;
+  EXPECT_NE(by_id.out.find("revoked 1 certificate of dev-2"), std::string::npos) << by_id.out;
+  const CtlRun unknown = run({"cert", "revoke", "nobody"});
+  EXPECT_EQ(unknown.code, kExitFailed);
+  EXPECT_NE(unknown.err.find("cert list"), std::string::npos);
+  keystore::Keystore ks = keystore::Keystore::open(state_);
+  EXPECT_EQ(ks.revokedCertificateSerials().size(), 2u);
+  const CtlRun list = run({"cert", "list"});
+  EXPECT_NE(list.out.find("revoked"), std::string::npos);
+  EXPECT_EQ(list.out.find("active"), std::string::npos);
+}
+
+TEST_F(ctlTest, CertCsrMakesTheGatewaysKeyAndRequest) {
+  std::ofstream(config_) << "[agent]\nname = \"gw-07\"\nstate_dir = \"" << state_.string() << "\"\n";
+  const fs::path out = root_ / "gw";
+  const CtlRun made = run({"cert", "csr", "--out", out.string()});
+  ASSERT_EQ(made.code, kExitOk) << made.err;
+  EXPECT_EQ(modeOf(out / "gw-07.key"), 0600u);
+  auto checked = tls::checkCsr(tls::bytesOf(slurp(out / "gw-07.csr")));
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  EXPECT_EQ(checked->common_name, "gw-07");
+  EXPECT_EQ(run({"cert", "csr", "--out", out.string()}).code, kExitFailed);  // never overwrites
+  EXPECT_EQ(run({"cert", "csr"}).code, kExitUsage);
+}
+
+TEST_F(ctlTest, KeysRotatePrintsTheNewKeyOnceAndKeepsTheOldOneForTheGrace) {
+  ASSERT_EQ(run({"keys", "import", "-"}, "dev-1," + kKeyA + "\n").code, kExitOk);
+  const CtlRun rot = run({"keys", "rotate", "dev-1", "--grace", "10m"});
+  ASSERT_EQ(rot.code, kExitOk) << rot.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(rot.out, m, std::regex("identity: dev-1\nhex: ([0-9a-f]{32})\nbase64: ([A-Za-z0-9+/=]+)\n")))
+      << rot.out;
+  const std::string hex = m[1];
+  EXPECT_EQ(storedKeyHex("dev-1"), hex);
+  EXPECT_NE(rot.err.find("keeps working until"), std::string::npos) << rot.err;
+  EXPECT_EQ(rot.err.find(hex), std::string::npos);
+  {
+    keystore::Keystore ks = keystore::Keystore::open(state_);
+    auto keys = ks.lookupKeys("dev-1");
+    ASSERT_TRUE(keys.has_value());
+    EXPECT_EQ(keys->generation, 2u);
+    EXPECT_EQ(tls::hexEncode(keys->previous.span()), kKeyA);
+  }
+  const CtlRun list = run({"keys", "list", "--json"});
+  const auto doc = nlohmann::json::parse(list.out);
+  EXPECT_EQ(doc[0]["generation"], 2);
+  EXPECT_TRUE(doc[0]["previous_key_until"].is_string());
+  EXPECT_EQ(list.out.find(hex), std::string::npos);
+  EXPECT_EQ(list.out.find(kKeyA), std::string::npos);
+
+  // A chosen key from a file (never from argv), no grace.
+  const CtlRun from = run({"keys", "rotate", "dev-1", "--grace", "0s", "--from", write("k.hex", kKeyB + "\n").string()});
+  ASSERT_EQ(from.code, kExitOk) << from.err;
+  EXPECT_EQ(from.out.find(kKeyB), std::string::npos);
+  EXPECT_EQ(storedKeyHex("dev-1"), kKeyB);
+  EXPECT_TRUE(nlohmann::json::parse(run({"keys", "list", "--json"}).out)[0]["previous_key_until"].is_null());
+
+  EXPECT_EQ(run({"keys", "rotate", "nobody"}).code, kExitFailed);
+  EXPECT_EQ(run({"keys", "rotate", "dev-1", "--grace", "31d"}).code, kExitUsage);
+  EXPECT_EQ(run({"keys", "rotate", "dev-1", "--grace", "1500ms"}).code, kExitUsage);
+  EXPECT_EQ(run({"keys", "rotate", "dev-1", "--from", "-"}, "abc\n").code, kExitDataErr);
+  EXPECT_EQ(run({"keys", "rotate", "dev-1", "--from", "-", "--bytes", "32"}, kKeyA).code, kExitUsage);
+  ASSERT_EQ(run({"keys", "revoke", "dev-1"}).code, kExitOk);
+  EXPECT_EQ(run({"keys", "rotate", "dev-1"}).code, kExitFailed);
+}
+
+TEST_F(ctlTest, HelpListsTheNewCommands) {
+  const CtlRun help = run({"--help"}, "", false);
+  for (const char* words : {"keys rotate", "ca init", "ca show", "cert issue", "cert sign", "cert csr", "cert list",
+                            "cert revoke", "ID.crt.der"}) {
+    EXPECT_NE(help.out.find(words), std::string::npos) << words;
+  }
 }
 
 TEST(ctlKeyImport, EntryLimit) {

@@ -1,6 +1,7 @@
 // The daemon's own logic: what /status tells an operator, and the event loop's timers and
 // watches (callbacks that remove watches while the loop iterates).
 
+#include "daemon/access_filter.h"
 #include "daemon/event_loop.h"
 #include "daemon/status_resource.h"
 
@@ -85,6 +86,88 @@ TEST(EventLoop, TimeoutProviderBoundsTheWaitAndAfterWakeRuns) {
   });
   loop.run();
   EXPECT_EQ(wakes, 4);
+}
+
+TEST(Status, JsonCarriesAccessControlCounters) {
+  StatusSnapshot s;
+  s.acl.allowed = 5;
+  s.acl.forbidden = 2;
+  s.acl.unauthenticated = 1;
+  s.acl_rules = 3;
+  const auto doc = nlohmann::json::parse(statusJson(s));
+  EXPECT_EQ(doc["acl"]["allowed"], 5);
+  EXPECT_EQ(doc["acl"]["forbidden"], 2);
+  EXPECT_EQ(doc["acl"]["unauthenticated"], 1);
+  EXPECT_EQ(doc["acl"]["rules"], 3);
+}
+
+coap::PeerIdentity peer(coap::AuthKind kind, std::string identity) {
+  coap::PeerIdentity p;
+  p.kind = kind;
+  p.identity = std::move(identity);
+  p.address = "127.0.0.1:5683";
+  return p;
+}
+
+policy::Policy statusForEveryone() {
+  policy::Entry entry;
+  entry.label = "test";
+  entry.who.push_back(*policy::compileIdentityPattern("*").value);
+  entry.allow.push_back(*policy::compileRule("GET /status").value);
+  return policy::Policy({entry});
+}
+
+TEST(AccessFilter, AnswersRefusalsAndCountsEveryDecision) {
+  AccessFilter filter(statusForEveryone());
+  const coap::PeerIdentity psk = peer(coap::AuthKind::psk, "dev-1");
+  const coap::PeerIdentity plain = peer(coap::AuthKind::none, "");
+  coap::Request req;
+  req.path = "status";
+  req.peer = &psk;
+  EXPECT_FALSE(filter(req).has_value());
+  req.method = coap::Method::put;
+  ASSERT_TRUE(filter(req).has_value());
+  EXPECT_EQ(filter(req)->code, coap::Code::forbidden);
+  req.peer = &plain;
+  req.method = coap::Method::get;
+  ASSERT_TRUE(filter(req).has_value());
+  EXPECT_EQ(filter(req)->code, coap::Code::unauthorized);
+  EXPECT_TRUE(filter(req)->payload.empty());  // nothing about the resource leaks
+  req.path = ".well-known/core";
+  EXPECT_FALSE(filter(req).has_value());
+  EXPECT_EQ(filter.counts().allowed, 2U);
+  EXPECT_EQ(filter.counts().forbidden, 2U);
+  EXPECT_EQ(filter.counts().unauthenticated, 3U);
+}
+
+TEST(AccessFilter, NewPolicyAppliesAtOnceAndCountersContinue) {
+  AccessFilter filter;  // built-in rules only
+  const coap::PeerIdentity psk = peer(coap::AuthKind::x509, "dev-1");
+  coap::Request req;
+  req.path = "status";
+  req.peer = &psk;
+  EXPECT_EQ(filter(req)->code, coap::Code::forbidden);
+  filter.setPolicy(statusForEveryone());
+  EXPECT_FALSE(filter(req).has_value());
+  EXPECT_EQ(filter.counts().forbidden, 1U);
+  EXPECT_EQ(filter.counts().allowed, 1U);
+  EXPECT_EQ(filter.policy().ruleCount(), 1U);
+}
+
+TEST(AccessFilter, MapsEveryMethodAndIdentity) {
+  EXPECT_EQ(policyMethod(coap::Method::get), policy::Method::get);
+  EXPECT_EQ(policyMethod(coap::Method::post), policy::Method::post);
+  EXPECT_EQ(policyMethod(coap::Method::put), policy::Method::put);
+  EXPECT_EQ(policyMethod(coap::Method::del), policy::Method::del);
+  EXPECT_EQ(policyMethod(coap::Method::fetch), policy::Method::fetch);
+  EXPECT_EQ(policyMethod(coap::Method::patch), policy::Method::patch);
+  EXPECT_EQ(policyMethod(coap::Method::ipatch), policy::Method::ipatch);
+  coap::Request req;
+  EXPECT_EQ(requestIdentity(req), "");
+  // A plain-coap peer has no identity even if a name were set.
+  const coap::PeerIdentity odd = peer(coap::AuthKind::none, "dev-1");
+  req.peer = &odd;
+  EXPECT_EQ(requestIdentity(req), "");
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include "keystore/grace.h"
 #include "keystore/keystore.h"
 
 #include <gtest/gtest.h>
@@ -103,7 +104,7 @@ TEST_F(keystoreTest, RefusesANewerSchema) {
                 },
                 &version, nullptr),
             SQLITE_OK);
-  EXPECT_EQ(version, 1);
+  EXPECT_EQ(version, 2);
   ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   try {
@@ -244,6 +245,246 @@ TEST(keystoreIdentity, Rules) {
   EXPECT_TRUE(isValidKeyLength(64));
   EXPECT_FALSE(isValidKeyLength(15));
   EXPECT_FALSE(isValidKeyLength(65));
+}
+
+
+// --- schema 2: migration, rotation, certificates --------------------------------------------
+
+int userVersion(const fs::path& file) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  int version = -1;
+  sqlite3_exec(
+      db, "PRAGMA user_version",
+      [](void* v, int, char** values, char**) {
+        *static_cast<int*>(v) = std::atoi(values[0]);
+        return 0;
+      },
+      &version, nullptr);
+  sqlite3_close(db);
+  return version;
+}
+
+TEST_F(keystoreTest, MigratesASchema1DatabaseInPlace) {
+  // A keystore exactly as the first release wrote it (schema 1), with a live and a revoked key.
+  fs::create_directories(state_);
+  const fs::path file = state_ / "keystore.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA journal_mode = WAL;"
+                         "CREATE TABLE identities ("
+                         "  identity   TEXT PRIMARY KEY NOT NULL,"
+                         "  psk        BLOB NOT NULL CHECK (typeof(psk) = 'blob' AND length(psk) BETWEEN 16 AND 64),"
+                         "  created_at INTEGER NOT NULL,"
+                         "  revoked_at INTEGER"
+                         ") WITHOUT ROWID;"
+                         "INSERT INTO identities VALUES ('old-1', zeroblob(16), 1700000000, NULL);"
+                         "INSERT INTO identities VALUES ('old-2', randomblob(32), 1700000001, 1700000002);"
+                         "PRAGMA user_version = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  ::chmod(file.c_str(), 0600);
+
+  {
+    Keystore ks = Keystore::open(state_);
+    auto keys = ks.lookupKeys("old-1");
+    ASSERT_TRUE(keys.has_value());
+    EXPECT_EQ(bytesOf(keys->current.span()), std::vector<std::uint8_t>(16, 0));
+    EXPECT_EQ(keys->generation, 1u);
+    EXPECT_TRUE(keys->previous.empty());
+    EXPECT_FALSE(ks.lookupKeys("old-2").has_value());
+    const auto all = ks.list();
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].created_at, 1700000000);
+    EXPECT_EQ(all[0].generation, 1u);
+    EXPECT_FALSE(all[0].grace_until.has_value());
+    EXPECT_EQ(all[1].revoked_at, 1700000002);
+    // The new tables and columns work on the upgraded file.
+    EXPECT_EQ(ks.rotate("old-1", key(16, 7), std::chrono::seconds(60)).result, RotateResult::ok);
+    EXPECT_EQ(ks.recordCertificate({"0a", "old-1", "client", "issued", 1, 2, 3, {}}), CertAddResult::ok);
+    EXPECT_TRUE(ks.rotations().size() == 1 && ks.lastError().empty());
+  }
+  EXPECT_EQ(userVersion(file), 2);
+  Keystore again = Keystore::open(state_);  // a second open finds nothing to do
+  EXPECT_EQ(again.listCertificates().size(), 1u);
+}
+
+TEST_F(keystoreTest, RotationKeepsThePreviousKeyForTheGracePeriodOnly) {
+  std::int64_t t = 1800000000;
+  Keystore ks = Keystore::open(state_, [&t] { return t; });
+  ASSERT_EQ(ks.add("node-1", key(16, 0x01)), AddResult::ok);
+  EXPECT_EQ(ks.rotate("nobody", key(16, 2), std::chrono::seconds(60)).result, RotateResult::unknown);
+  EXPECT_EQ(ks.rotate("node-1", key(15, 2), std::chrono::seconds(60)).result, RotateResult::invalid_key);
+
+  const Rotation r = ks.rotate("node-1", key(32, 0x02), std::chrono::seconds(60));
+  ASSERT_EQ(r.result, RotateResult::ok);
+  EXPECT_EQ(r.generation, 2u);
+  EXPECT_EQ(r.grace_until, t + 60);
+  EXPECT_FALSE(r.dropped_previous);
+  auto keys = ks.lookupKeys("node-1");
+  ASSERT_TRUE(keys.has_value());
+  EXPECT_EQ(bytesOf(keys->current.span()), std::vector<std::uint8_t>(32, 0x02));
+  EXPECT_EQ(bytesOf(keys->previous.span()), std::vector<std::uint8_t>(16, 0x01));
+  EXPECT_EQ(keys->generation, 2u);
+  EXPECT_EQ(keys->grace_until, t + 60);
+  EXPECT_EQ(bytesOf(ks.lookupPsk("node-1")->span()), std::vector<std::uint8_t>(32, 0x02));
+  ASSERT_EQ(ks.rotations().size(), 1u);
+  EXPECT_EQ(ks.rotations()[0].grace_until, t + 60);
+  EXPECT_EQ(ks.list()[0].grace_until, t + 60);
+  EXPECT_EQ(ks.purgeExpiredKeys(), 0u);  // not yet
+
+  t += 59;
+  EXPECT_FALSE(ks.lookupKeys("node-1")->previous.empty());
+  t += 1;  // the grace ends at grace_until: the old key is refused from then on, purged or not
+  keys = ks.lookupKeys("node-1");
+  EXPECT_TRUE(keys->previous.empty());
+  EXPECT_EQ(keys->generation, 2u);
+  EXPECT_EQ(ks.rotations()[0].grace_until, t);  // still stored, until purged
+  EXPECT_EQ(ks.purgeExpiredKeys(), 1u);
+  EXPECT_FALSE(ks.rotations()[0].grace_until.has_value());
+  EXPECT_EQ(ks.rotations()[0].generation, 2u);
+  EXPECT_FALSE(ks.list()[0].grace_until.has_value());
+  EXPECT_EQ(ks.purgeExpiredKeys(), 0u);
+
+  // Rotating again within a grace period drops the older key at once.
+  ASSERT_EQ(ks.rotate("node-1", key(16, 0x03), std::chrono::seconds(600)).result, RotateResult::ok);
+  const Rotation again = ks.rotate("node-1", key(16, 0x04), std::chrono::seconds(600));
+  EXPECT_TRUE(again.dropped_previous);
+  EXPECT_EQ(again.generation, 4u);
+  keys = ks.lookupKeys("node-1");
+  EXPECT_EQ(bytesOf(keys->previous.span()), std::vector<std::uint8_t>(16, 0x03));
+  // Grace 0: no previous key at all.
+  const Rotation now_only = ks.rotate("node-1", key(16, 0x05), std::chrono::seconds(0));
+  EXPECT_EQ(now_only.grace_until, t);
+  EXPECT_TRUE(ks.lookupKeys("node-1")->previous.empty());
+  EXPECT_FALSE(ks.rotations()[0].grace_until.has_value());
+  // Revoked identities cannot rotate, and their keys are gone for the handshake.
+  ASSERT_EQ(ks.revoke("node-1"), RevokeResult::ok);
+  EXPECT_EQ(ks.rotate("node-1", key(16, 6), std::chrono::seconds(60)).result, RotateResult::revoked);
+  EXPECT_FALSE(ks.lookupKeys("node-1").has_value());
+  EXPECT_TRUE(ks.rotations().empty());
+}
+
+TEST_F(keystoreTest, PurgedKeysAreOverwrittenInTheFile) {
+  std::int64_t t = 1800000000;
+  const std::vector<std::uint8_t> old_key{'O', 'L', 'D', '-', 'K', 'E', 'Y', '-', 'M', 'A', 'R', 'K', 'E', 'R', '-', '1'};
+  {
+    Keystore ks = Keystore::open(state_, [&t] { return t; });
+    ASSERT_EQ(ks.add("node-1", SecretBytes(old_key)), AddResult::ok);
+    ASSERT_EQ(ks.rotate("node-1", key(16, 0x02), std::chrono::seconds(10)).result, RotateResult::ok);
+    t += 10;
+    ASSERT_EQ(ks.purgeExpiredKeys(), 1u);
+  }  // the last connection checkpoints and removes the WAL
+  for (const char* name : {"keystore.db", "keystore.db-wal"}) {
+    std::ifstream in(state_ / name, std::ios::binary | std::ios::ate);
+    std::string bytes(static_cast<std::size_t>(std::max<std::streamoff>(in.tellg(), 0)), '\0');
+    in.seekg(0);
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    EXPECT_EQ(bytes.find(std::string(old_key.begin(), old_key.end())), std::string::npos) << name;
+  }
+}
+
+TEST_F(keystoreTest, PurgeNeverWaitsForAnotherWriter) {
+  std::int64_t t = 1800000000;
+  Keystore ks = Keystore::open(state_, [&t] { return t; });
+  ASSERT_EQ(ks.add("node-1", key(16, 1)), AddResult::ok);
+  ASSERT_EQ(ks.rotate("node-1", key(16, 2), std::chrono::seconds(5)).result, RotateResult::ok);
+  t += 5;
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((state_ / "keystore.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(ks.purgeExpiredKeys().has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(500));
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_EQ(ks.purgeExpiredKeys(), 1u);
+  // The usual timeout is back for everything else.
+  EXPECT_EQ(ks.add("node-2", key(16, 3)), AddResult::ok);
+}
+
+TEST_F(keystoreTest, CertificatesAreRecordedListedAndRevoked) {
+  std::int64_t t = 1800000000;
+  Keystore ks = Keystore::open(state_, [&t] { return t; });
+  const CertificateInfo a{"5a01", "dev-1", "client", "issued", 10, 20, 15, {}};
+  const CertificateInfo b{"6b02", "dev-1", "client", "csr", 10, 20, 16, {}};
+  const CertificateInfo c{"7c03", "gw", "server", "issued", 10, 20, 17, {}};
+  EXPECT_EQ(ks.recordCertificate(a), CertAddResult::ok);
+  EXPECT_EQ(ks.recordCertificate(b), CertAddResult::ok);
+  EXPECT_EQ(ks.recordCertificate(c), CertAddResult::ok);
+  EXPECT_EQ(ks.recordCertificate(a), CertAddResult::exists);
+  EXPECT_EQ(ks.recordCertificate({"5A01", "dev-2", "client", "issued", 1, 2, 3, {}}), CertAddResult::invalid);
+  EXPECT_EQ(ks.recordCertificate({"0005", "dev-2", "client", "issued", 1, 2, 3, {}}), CertAddResult::invalid);
+  EXPECT_EQ(ks.recordCertificate({"05", "bad id", "client", "issued", 1, 2, 3, {}}), CertAddResult::invalid);
+  EXPECT_EQ(ks.recordCertificate({"05", "dev-2", "root", "issued", 1, 2, 3, {}}), CertAddResult::invalid);
+
+  auto all = ks.listCertificates();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].serial, "5a01");
+  EXPECT_EQ(all[1].origin, "csr");
+  EXPECT_EQ(all[2].profile, "server");
+  EXPECT_TRUE(ks.revokedCertificateSerials().empty());
+
+  EXPECT_EQ(ks.revokeCertificate("7c03"), RevokeResult::ok);
+  EXPECT_EQ(ks.revokeCertificate("7c03"), RevokeResult::already_revoked);
+  EXPECT_EQ(ks.revokeCertificate("ffff"), RevokeResult::unknown);
+  EXPECT_EQ(ks.revokedCertificateSerials(), std::vector<std::string>{"7c03"});
+
+  const BulkRevoke bulk = ks.revokeCertificatesOf("dev-1");
+  EXPECT_EQ(bulk.result, RevokeResult::ok);
+  EXPECT_EQ(bulk.revoked, 2u);
+  EXPECT_EQ(ks.revokeCertificatesOf("dev-1").result, RevokeResult::already_revoked);
+  EXPECT_EQ(ks.revokeCertificatesOf("nobody").result, RevokeResult::unknown);
+  EXPECT_EQ(ks.revokedCertificateSerials(), (std::vector<std::string>{"5a01", "6b02", "7c03"}));
+  all = ks.listCertificates();
+  for (const auto& cert : all) EXPECT_EQ(cert.revoked_at, t) << cert.serial;
+
+  // Another connection (the agent) sees the revocation without reopening.
+  Keystore agent = Keystore::open(state_);
+  EXPECT_EQ(agent.revokedCertificateSerials().size(), 3u);
+}
+
+TEST(keystoreSerial, Normalization) {
+  EXPECT_EQ(normalizeSerial("5A:0F:01"), "5a0f01");
+  EXPECT_EQ(normalizeSerial("00:8f"), "8f");
+  EXPECT_EQ(normalizeSerial("0008f"), "8f");
+  EXPECT_EQ(normalizeSerial("f"), "0f");
+  EXPECT_EQ(normalizeSerial("00"), "00");
+  EXPECT_EQ(normalizeSerial(std::string(40, 'a')), std::string(40, 'a'));
+  EXPECT_FALSE(normalizeSerial(std::string(42, 'a')).has_value());
+  EXPECT_FALSE(normalizeSerial("").has_value());
+  EXPECT_FALSE(normalizeSerial(":").has_value());
+  EXPECT_FALSE(normalizeSerial("dev-1").has_value());
+  EXPECT_FALSE(normalizeSerial("12 34").has_value());
+}
+
+TEST(keystoreGrace, OffersThePreviousKeyFirstThenFollowsOutcomes) {
+  GraceKeyChooser chooser;
+  // Nothing known: the key every device held when the rotation happened.
+  EXPECT_EQ(chooser.choose("dev", 2, 1), 1u);
+  // The previous key failed: the device has the new one; offer it next.
+  chooser.record("dev", 1, false);
+  EXPECT_EQ(chooser.choose("dev", 2, 1), 2u);
+  // The new key worked: keep offering it.
+  chooser.record("dev", 2, true);
+  EXPECT_EQ(chooser.choose("dev", 2, 1), 2u);
+  // The new key failed (a second device with the old key, or an attacker): try the old one next.
+  chooser.record("dev", 2, false);
+  EXPECT_EQ(chooser.choose("dev", 2, 1), 1u);
+  chooser.record("dev", 1, true);
+  EXPECT_EQ(chooser.choose("dev", 2, 1), 1u);
+  // Outcomes about generations that are no longer the pair in question are ignored.
+  EXPECT_EQ(chooser.choose("dev", 4, 3), 3u);
+  // Identities are independent; pruning forgets.
+  EXPECT_EQ(chooser.choose("other", 2, 1), 1u);
+  chooser.record("other", 1, false);
+  EXPECT_EQ(chooser.size(), 2u);
+  chooser.prune([](const std::string& id) { return id == "other"; });
+  EXPECT_EQ(chooser.size(), 1u);
+  EXPECT_EQ(chooser.choose("dev", 2, 1), 1u);
+  EXPECT_EQ(chooser.choose("other", 2, 1), 2u);
 }
 
 }  // namespace
