@@ -133,7 +133,7 @@ std::size_t Server::closeSessions(const std::function<bool(const PeerIdentity&)>
   for (coap_session_t* s : victims) {
     if (SessionEntry* e = sessions_.find(s)) {
       CE_LOG_NOTICE("closing session of '{}' from {}", log::printable(e->peer.identity), e->peer.address);
-      e->established = false;
+      sessions_.disestablish(*e);
       sessions_changed_ = true;
     }
     // Sends close_notify and drops the DTLS state; libcoap frees the session afterwards.
@@ -168,7 +168,9 @@ void Server::bindEndpoints(const ServerSettings& settings) {
     // port and silently steal part of the traffic: probe without it first.
     if (l.port != 0) {
       if (const int err = probeBind(addr); err != 0) {
-        if (l.optional) {
+        // Only a default address this host cannot have (no IPv6) is skipped; one that another
+        // program holds is an error like any other.
+        if (l.optional && (err == EADDRNOTAVAIL || err == EAFNOSUPPORT)) {
           CE_LOG_WARN("default listen address {}:{} is not available here ({}); skipping it", l.host, l.port,
                       std::strerror(err));
           continue;
@@ -194,6 +196,7 @@ void Server::bindEndpoints(const ServerSettings& settings) {
     }
     bound_.push_back(coap_endpoint_str(ep));
   }
+  if (bound_.empty()) throw StartupError("no listen address could be bound");
 }
 
 }  // namespace coap_edge::coap

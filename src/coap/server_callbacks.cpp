@@ -128,8 +128,7 @@ struct ServerCallbacks {
           SessionEntry& e = self->sessions_.add(session, remoteText(session));
           if (coap_session_get_proto(session) == COAP_PROTO_UDP) {
             // Plain coap has no handshake: the session is usable (and anonymous) at once.
-            e.established = true;
-            e.since = std::chrono::steady_clock::now();
+            self->sessions_.establish(e);
             self->sessions_changed_ = true;
           }
           break;
@@ -258,8 +257,7 @@ SessionEntry& Server::entryFor(coap_session_t* session) {
   }
   // Plain coap: no handshake, the session is usable (and anonymous) at once.
   SessionEntry& e = sessions_.add(session, remoteText(session));
-  e.established = true;
-  e.since = std::chrono::steady_clock::now();
+  sessions_.establish(e);
   return e;
 }
 
@@ -312,8 +310,7 @@ void Server::onEstablished(coap_session_t* session) {
     refuse();
     return;
   }
-  e->established = true;
-  e->since = std::chrono::steady_clock::now();
+  sessions_.establish(*e);
   sessions_changed_ = true;
   CE_LOG_INFO("session established: '{}' ({}) from {}", log::printable(e->peer.identity), authKindName(e->peer.kind), e->peer.address);
 }

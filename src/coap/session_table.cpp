@@ -1,6 +1,5 @@
 #include "coap/session_table.h"
 
-#include <algorithm>
 #include <utility>
 
 namespace coap_edge::coap {
@@ -19,6 +18,7 @@ std::string_view authKindName(AuthKind kind) {
 
 SessionEntry& SessionTable::add(const void* session, std::string address) {
   SessionEntry& entry = entries_[session];
+  disestablish(entry);  // a reused pointer: the old session is gone
   entry = SessionEntry{};
   entry.peer.address = std::move(address);
   return entry;
@@ -29,17 +29,26 @@ SessionEntry* SessionTable::find(const void* session) {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-void SessionTable::remove(const void* session) { entries_.erase(session); }
-
-std::size_t SessionTable::established() const {
-  return static_cast<std::size_t>(std::count_if(entries_.begin(), entries_.end(),
-                                                [](const auto& e) { return e.second.established; }));
+void SessionTable::remove(const void* session) {
+  auto it = entries_.find(session);
+  if (it == entries_.end()) return;
+  disestablish(it->second);
+  entries_.erase(it);
 }
 
-std::size_t SessionTable::established(AuthKind kind) const {
-  return static_cast<std::size_t>(std::count_if(entries_.begin(), entries_.end(), [kind](const auto& e) {
-    return e.second.established && e.second.peer.kind == kind;
-  }));
+void SessionTable::establish(SessionEntry& entry) {
+  if (entry.established) return;
+  entry.established = true;
+  entry.since = std::chrono::steady_clock::now();
+  ++established_;
+  ++by_kind_[static_cast<std::size_t>(entry.peer.kind)];
+}
+
+void SessionTable::disestablish(SessionEntry& entry) {
+  if (!entry.established) return;
+  entry.established = false;
+  --established_;
+  --by_kind_[static_cast<std::size_t>(entry.peer.kind)];
 }
 
 void SessionTable::forEach(const std::function<void(const void*, SessionEntry&)>& fn) {

@@ -5,6 +5,7 @@
 
 #include "coap/message.h"
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -25,14 +26,22 @@ class SessionTable {
   [[nodiscard]] SessionEntry* find(const void* session);
   void remove(const void* session);
 
+  /// Marks an entry usable (its peer.kind already set) from now on; counted until disestablish()
+  /// or remove().
+  void establish(SessionEntry& entry);
+  void disestablish(SessionEntry& entry);
+
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
-  [[nodiscard]] std::size_t established() const;
-  [[nodiscard]] std::size_t established(AuthKind kind) const;
+  /// O(1): asked on every handshake (max_sessions), so kept as counters, not counted.
+  [[nodiscard]] std::size_t established() const { return established_; }
+  [[nodiscard]] std::size_t established(AuthKind kind) const { return by_kind_[static_cast<std::size_t>(kind)]; }
   void forEach(const std::function<void(const void*, SessionEntry&)>& fn);
   void forEach(const std::function<void(const SessionEntry&)>& fn) const;
 
  private:
   std::unordered_map<const void*, SessionEntry> entries_;
+  std::size_t established_ = 0;
+  std::array<std::size_t, 3> by_kind_{};  // indexed by AuthKind
 };
 
 }  // namespace coap_edge::coap

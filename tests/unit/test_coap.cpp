@@ -56,29 +56,35 @@ TEST(SessionTable, CountsOnlyEstablishedSessionsPerAuthKind) {
   int a = 0, b = 0, c = 0;
   t.add(&a, "127.0.0.1:1000");  // still handshaking
   SessionEntry& psk = t.add(&b, "127.0.0.1:1001");
-  psk.established = true;
   psk.peer.kind = AuthKind::psk;
   psk.peer.identity = "dev-1";
+  t.establish(psk);
+  t.establish(psk);  // idempotent: counted once
   SessionEntry& x = t.add(&c, "127.0.0.1:1002");
-  x.established = true;
   x.peer.kind = AuthKind::x509;
+  t.establish(x);
   EXPECT_EQ(t.size(), 3u);
   EXPECT_EQ(t.established(), 2u);
   EXPECT_EQ(t.established(AuthKind::psk), 1u);
   EXPECT_EQ(t.established(AuthKind::x509), 1u);
   t.remove(&b);
   EXPECT_EQ(t.established(AuthKind::psk), 0u);
+  EXPECT_EQ(t.established(), 1u);
   EXPECT_EQ(t.find(&b), nullptr);
+  t.disestablish(*t.find(&c));
+  EXPECT_EQ(t.established(), 0u);
+  EXPECT_EQ(t.established(AuthKind::x509), 0u);
 }
 
 TEST(SessionTable, ReusedSessionPointerStartsFresh) {
   SessionTable t;
   int s = 0;
   SessionEntry& first = t.add(&s, "a");
-  first.established = true;
   first.peer.identity = "old";
+  t.establish(first);
   SessionEntry& again = t.add(&s, "b");
   EXPECT_FALSE(again.established);
+  EXPECT_EQ(t.established(), 0u);
   EXPECT_TRUE(again.peer.identity.empty());
   EXPECT_EQ(again.peer.address, "b");
 }
