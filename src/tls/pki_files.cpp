@@ -1,8 +1,8 @@
 #include "tls/pki_files.h"
 
+#include "tls/mbedtls_util.h"
 #include "tls/random.h"
 
-#include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <sys/stat.h>
@@ -12,19 +12,8 @@
 namespace coap_edge::tls {
 namespace {
 
-std::string mbedtlsError(int rc) {
-  std::array<char, 160> buf{};
-  mbedtls_strerror(rc, buf.data(), buf.size());
-  return std::string(buf.data());
-}
-
-struct Crt {
-  mbedtls_x509_crt v;
-  Crt() { mbedtls_x509_crt_init(&v); }
-  ~Crt() { mbedtls_x509_crt_free(&v); }
-  Crt(const Crt&) = delete;
-  Crt& operator=(const Crt&) = delete;
-};
+using detail::Crt;
+using detail::mbedtlsError;
 
 struct Pk {
   mbedtls_pk_context v;
