@@ -11,7 +11,7 @@ COAP_EDGE_PACKAGES=(
   clang libclang-rt-14-dev
   libsqlite3-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev
-  libcoap3-bin openssl
+  libcoap3-bin openssl python3-prometheus-client
 )
 
 as_root() {

@@ -28,6 +28,8 @@ struct PeerIdentity {
 
 struct Request {
   Method method = Method::get;
+  /// Confirmable (CON) or non-confirmable (NON): an over-limit NON is dropped, not answered.
+  bool confirmable = true;
   /// The request's Uri-Path as libcoap matches resources against it (policy/acl.h): segments
   /// joined by '/', no leading '/', "" for the root, bytes outside RFC 3986 pchar written %XX.
   /// For a resource added with Server::addResource, exactly its path.
@@ -40,6 +42,9 @@ struct Request {
 
 /// CoAP response codes as class*100+detail (2.05 -> 205).
 enum class Code : std::uint16_t {
+  /// No response at all: for a NON request nothing is sent (libcoap drops a 0.00 response to a
+  /// NON); for a CON request libcoap still sends the empty ACK.
+  none = 0,
   content = 205,
   bad_request = 400,
   unauthorized = 401,
@@ -47,6 +52,7 @@ enum class Code : std::uint16_t {
   not_found = 404,
   method_not_allowed = 405,
   not_acceptable = 406,
+  too_many_requests = 429,  ///< RFC 8516, with Max-Age = seconds until the client may retry
   internal_error = 500,
 };
 

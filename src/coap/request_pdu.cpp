@@ -28,6 +28,7 @@ Method methodOf(coap_pdu_code_t code) {
 
 void readRequest(const coap_pdu_t* pdu, const coap_string_t* query, Request& out) {
   out.method = methodOf(coap_pdu_get_code(pdu));
+  out.confirmable = coap_pdu_get_type(pdu) == COAP_MESSAGE_CON;
   // The very string libcoap looked the resource up with, so the ACL judges what is served.
   out.path.clear();
   if (coap_string_t* path = coap_get_uri_path(pdu)) {

@@ -57,7 +57,7 @@ Server::Server(const ServerSettings& settings, CredentialSource& credentials)
   coap_context_set_app_data(context_.get(), this);
   // Block-wise transfers are libcoap's job (RFC 7959), not ours.
   coap_context_set_block_mode(context_.get(), COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
-  setLimits(settings.idle_timeout, settings.max_sessions);
+  setLimits(settings.idle_timeout, settings.max_sessions, settings.max_handshakes);
 
   bool any_secure = false;
   for (const auto& l : settings.listen) any_secure = any_secure || l.secure;
@@ -99,8 +99,10 @@ void Server::notifyObservers(std::string_view path) {
   }
 }
 
-void Server::setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions) {
+void Server::setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions, std::uint32_t max_handshakes) {
   coap_context_set_session_timeout(context_.get(), static_cast<unsigned int>(idle_timeout.count()));
+  // Handshakes beyond this are not started (libcoap drops the ClientHello; the peer retries).
+  coap_context_set_max_handshake_sessions(context_.get(), max_handshakes);
   max_sessions_ = max_sessions;
 }
 

@@ -79,6 +79,7 @@ struct ServerSettings {
   std::optional<PkiFiles> pki;
   std::chrono::seconds idle_timeout{300};
   std::uint32_t max_sessions = 10000;
+  std::uint32_t max_handshakes = 100;  ///< DTLS handshakes in flight at once (libcoap's cap)
 };
 
 /// A startup failure with a message fit for the operator (turned into exit code 78 or 1).
@@ -109,6 +110,29 @@ struct SessionView {
   std::chrono::seconds age{0};
 };
 
+/// Response classes counted per method: 2.xx, 4.xx, 5.xx, and requests answered with nothing.
+enum class ResponseClass : std::uint8_t { success, client_error, server_error, none };
+inline constexpr std::size_t kMethodCount = 7;
+inline constexpr std::size_t kResponseClassCount = 4;
+[[nodiscard]] std::string_view methodName(Method method) noexcept;
+[[nodiscard]] std::string_view responseClassName(ResponseClass c) noexcept;  ///< "2xx", ..., "none"
+
+/// Counters of the server since start (DTLS handshakes and requests).
+struct ServerStats {
+  std::uint64_t handshakes_ok = 0;
+  std::uint64_t handshakes_unknown_identity = 0;  ///< PSK identity unknown or revoked
+  std::uint64_t handshakes_dtls_error = 0;        ///< DTLS failed (bad key, bad certificate, ...)
+  std::uint64_t handshakes_rate_limited = 0;      ///< refused by the HandshakeGate
+  std::uint64_t handshakes_max_sessions = 0;      ///< refused at max_sessions
+  std::uint64_t handshakes_refused = 0;           ///< completed, then closed: revoked, no identity
+  /// requests[method - 1][ResponseClass]
+  std::array<std::array<std::uint64_t, kResponseClassCount>, kMethodCount> requests{};
+};
+
+/// Asked before a DTLS handshake from `address` (source IP, no port) gets credentials: false
+/// refuses it (the PSK lookup answers "unknown", so the peer sees a failed handshake).
+using HandshakeGate = std::function<bool(std::string_view address)>;
+
 struct SessionCounts {
   std::size_t total = 0;  ///< every server session libcoap holds (including handshakes)
   std::size_t established = 0;
@@ -137,6 +161,8 @@ class Server {
   /// /.well-known/core), and the further Block2 blocks of a response already allowed to the
   /// same session.
   void setRequestFilter(RequestFilter filter) { filter_ = std::move(filter); }
+  /// Installs the per-address handshake admission check (PSK handshakes).
+  void setHandshakeGate(HandshakeGate gate) { handshake_gate_ = std::move(gate); }
 
   /// The fd to watch for readability (libcoap's own epoll set).
   [[nodiscard]] int fd() const;
@@ -149,7 +175,8 @@ class Server {
   /// immediately, outside any libcoap callback.
   std::size_t closeSessions(const std::function<bool(const PeerIdentity&)>& match);
   /// New limits (SIGHUP); existing sessions are kept even above a lowered max_sessions.
-  void setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions);
+  void setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions, std::uint32_t max_handshakes);
+  [[nodiscard]] const ServerStats& stats() const noexcept { return stats_; }
 
   [[nodiscard]] SessionCounts sessionCounts() const;
   /// Every established session (identity, kind, peer address, age).
@@ -193,6 +220,8 @@ class Server {
   std::vector<std::unique_ptr<ResourceEntry>> resources_;
   std::unique_ptr<ResourceEntry> unknown_;  ///< every path without a resource
   RequestFilter filter_;
+  HandshakeGate handshake_gate_;
+  ServerStats stats_;
   std::vector<std::string> bound_;
   std::vector<coap_session_t*> pending_close_;
   tls::SecretBytes handshake_key_;  ///< key handed to libcoap for the handshake in progress

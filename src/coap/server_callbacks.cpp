@@ -78,6 +78,23 @@ coap_request_t requestOf(Method m) {
   return COAP_REQUEST_GET;
 }
 
+// The source IP of a session without its port: what handshake limits are keyed by.
+std::string remoteIp(const coap_session_t* session) {
+  const coap_address_t* addr = coap_session_get_addr_remote(session);
+  if (addr == nullptr) return "?";
+  std::array<char, INET6_ADDRSTRLEN + 8> buf{};
+  const char* text = coap_print_ip_addr(addr, buf.data(), buf.size());
+  return text == nullptr ? std::string("?") : std::string(text);
+}
+
+ResponseClass classOf(Code code) {
+  const auto n = static_cast<unsigned>(code);
+  if (n == 0) return ResponseClass::none;
+  if (n < 400) return ResponseClass::success;
+  if (n < 500) return ResponseClass::client_error;
+  return ResponseClass::server_error;
+}
+
 void releaseCopy(coap_session_t*, void* app_ptr) { delete static_cast<std::string*>(app_ptr); }
 
 constexpr std::array<Method, 7> kAllMethods{Method::get,   Method::post,  Method::put,   Method::del,
@@ -94,19 +111,29 @@ struct ServerCallbacks {
       const std::string id(reinterpret_cast<const char*>(identity->s), identity->length);
       const std::string shown = log::printable(id);
       const std::string from = remoteText(session);
+      SessionEntry* e = self->sessions_.find(session);
+      if (e == nullptr) e = &self->sessions_.add(session, from);
+      // Refused here, the handshake fails; its DTLS_ERROR must not count it a second time.
+      const auto refuse = [e](std::uint64_t& counter) -> const coap_bin_const_t* {
+        ++counter;
+        e->failure_counted = true;
+        return nullptr;
+      };
+      if (self->handshake_gate_ && !self->handshake_gate_(remoteIp(session))) {
+        CE_LOG_DEBUG("refusing handshake of '{}' from {}: handshakes_per_address exceeded", shown, from);
+        return refuse(self->stats_.handshakes_rate_limited);
+      }
       if (self->sessions_.established() >= self->max_sessions_) {
         CE_LOG_WARN("refusing handshake of '{}' from {}: at max_sessions ({})", shown, from, self->max_sessions_);
-        return nullptr;
+        return refuse(self->stats_.handshakes_max_sessions);
       }
       auto choice = self->credentials_.pskFor(id);
       if (!choice) {
         CE_LOG_NOTICE("PSK handshake from {} with unknown or revoked identity '{}'", from, shown);
-        return nullptr;
+        return refuse(self->stats_.handshakes_unknown_identity);
       }
       // Remember which key this handshake got: its outcome (DTLS_CONNECTED or DTLS_ERROR) is
       // reported back, and the sessions of a key whose grace period ends are closed.
-      SessionEntry* e = self->sessions_.find(session);
-      if (e == nullptr) e = &self->sessions_.add(session, from);
       e->peer.identity = id;
       e->peer.key_generation = choice->generation;
       // libcoap copies the key into the session before this buffer is reused.
@@ -137,6 +164,11 @@ struct ServerCallbacks {
           self->onEstablished(session);
           break;
         case COAP_EVENT_DTLS_ERROR:
+          if (SessionEntry* e = self->sessions_.find(session);
+              e != nullptr && !e->established && !e->refused && !e->failure_counted) {
+            e->failure_counted = true;
+            ++self->stats_.handshakes_dtls_error;
+          }
           // A handshake that failed after a key was handed out: most likely the peer holds the
           // identity's other key (rotation); let the source offer that one next time.
           if (SessionEntry* e = self->sessions_.find(session);
@@ -178,6 +210,10 @@ struct ServerCallbacks {
       Request req;
       readRequest(pdu, query, req);
       req.peer = &se.peer;
+      const auto count = [self, &req](Code code) {
+        const auto m = static_cast<std::size_t>(req.method) - 1;
+        if (m < kMethodCount) ++self->stats_.requests[m][static_cast<std::size_t>(classOf(code))];
+      };
 
       // The filter (access control) first, whatever the method and whether the path exists.
       std::optional<Response> refused;
@@ -191,8 +227,17 @@ struct ServerCallbacks {
       } else {
         res = entry->spec.handler(req);
       }
+      count(res.code);
       writeResponseCode(res, response);
-      if (res.payload.empty() && !res.content_format) return;
+      if (res.code == Code::none) return;  // nothing is sent for a NON (libcoap drops 0.00)
+      if (res.payload.empty() && !res.content_format) {
+        if (res.max_age) {
+          std::array<std::uint8_t, 4> buf{};
+          const unsigned n = coap_encode_var_safe(buf.data(), buf.size(), *res.max_age);
+          coap_add_option(response, COAP_OPTION_MAXAGE, n, buf.data());
+        }
+        return;
+      }
       auto* copy = new std::string(std::move(res.payload));
       coap_add_data_large_response(resource, session, pdu, response, query,
                                    res.content_format.value_or(content_format::text_plain),
@@ -282,6 +327,7 @@ void Server::onEstablished(coap_session_t* session) {
   if (e->established || e->refused) return;
   // Closed from process(), outside libcoap's callback; until then requests get 4.01.
   const auto refuse = [this, e, session] {
+    ++stats_.handshakes_refused;
     e->refused = true;
     pending_close_.push_back(session);
   };
@@ -290,6 +336,7 @@ void Server::onEstablished(coap_session_t* session) {
     refuse();
     return;
   }
+  ++stats_.handshakes_ok;
   if (e->peer.kind == AuthKind::psk && e->peer.key_generation != 0) {
     credentials_.handshakeResult(e->peer.identity, e->peer.key_generation, true);
   }

@@ -1,5 +1,7 @@
 #include "coap/session_table.h"
 
+#include "coap/server.h"
+
 #include <utility>
 
 namespace coap_edge::coap {
@@ -11,6 +13,40 @@ std::string_view authKindName(AuthKind kind) {
     case AuthKind::x509:
       return "x509";
     case AuthKind::none:
+      break;
+  }
+  return "none";
+}
+
+std::string_view methodName(Method method) noexcept {
+  switch (method) {
+    case Method::get:
+      return "GET";
+    case Method::post:
+      return "POST";
+    case Method::put:
+      return "PUT";
+    case Method::del:
+      return "DELETE";
+    case Method::fetch:
+      return "FETCH";
+    case Method::patch:
+      return "PATCH";
+    case Method::ipatch:
+      return "iPATCH";
+  }
+  return "GET";
+}
+
+std::string_view responseClassName(ResponseClass c) noexcept {
+  switch (c) {
+    case ResponseClass::success:
+      return "2xx";
+    case ResponseClass::client_error:
+      return "4xx";
+    case ResponseClass::server_error:
+      return "5xx";
+    case ResponseClass::none:
       break;
   }
   return "none";

@@ -16,6 +16,7 @@ namespace coap_edge::coap {
 struct SessionEntry {
   PeerIdentity peer;
   bool established = false;
+  bool failure_counted = false;  ///< the handshake's failure is already in ServerStats
   bool refused = false;  ///< handshake done but the peer may not stay (revoked, no identity, full): closing
   std::chrono::steady_clock::time_point since{};
 };

@@ -44,6 +44,8 @@ void failInString(Context& ctx, const toml::node& node, const policy::CompileErr
   }
 }
 
+}  // namespace
+
 std::optional<policy::IdentityPattern> readIdentityPattern(Context& ctx, const toml::node& node,
                                                            std::string_view what) {
   const auto* value = node.as_string();
@@ -58,6 +60,8 @@ std::optional<policy::IdentityPattern> readIdentityPattern(Context& ctx, const t
   }
   return std::move(compiled.value);
 }
+
+namespace {
 
 void readAllow(Context& ctx, const toml::node& node, AclDraft& draft) {
   const auto* array = node.as_array();
@@ -130,6 +134,8 @@ void readAclEntry(Context& ctx, const toml::table& table) {
   ctx.acl.push_back(std::move(draft));
 }
 
+}  // namespace
+
 std::string groupHint(const Context& ctx, std::string_view name) {
   if (ctx.groups.empty()) return fmt::format(R"(; define it: [groups] {} = ["dev-1", "sensor-*"])", displayName(name));
   std::vector<std::string_view> names;
@@ -143,8 +149,6 @@ const GroupDraft* findGroup(const Context& ctx, std::string_view name) {
                                [&](const GroupDraft& g) { return g.name == name; });
   return it == ctx.groups.end() ? nullptr : &*it;
 }
-
-}  // namespace
 
 std::optional<Position> positionInString(const Context& ctx, const toml::node& node, std::size_t offset) {
   const auto* value = node.as_string();

@@ -167,6 +167,7 @@ LoadResult parseUnguarded(std::string_view text, const std::filesystem::path& so
   applyRoot(ctx, root);
   finishDownstream(ctx, root.get_as<toml::table>("downstream"));
   finishAcl(ctx);
+  finishLimits(ctx);
   if (auto error = ctx.firstError()) return {std::nullopt, std::move(*error)};
   return {std::move(ctx.config), std::nullopt};
 }

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "policy/acl.h"
+#include "policy/rate_limit.h"
 
 #include <chrono>
 #include <cstdint>
@@ -41,6 +42,11 @@ struct AgentSection {
   std::string name = "coap-edge";                             ///< [agent] name
   Located<std::filesystem::path> state_dir{"/var/lib/coap-edge", {}};  ///< [agent] state_dir
   log::Level log_level = log::Level::info;                    ///< [agent] log_level
+  /// [agent] metrics_file: Prometheus text file for node_exporter's textfile collector
+  /// (e.g. "/var/lib/prometheus/node-exporter/coap-edge.prom"); absent = not written.
+  std::optional<Located<std::filesystem::path>> metrics_file;
+  /// [agent] metrics_interval: how often metrics_file is rewritten, 1s..1h.
+  std::chrono::milliseconds metrics_interval{std::chrono::seconds(5)};
 };
 
 struct DownstreamSection {
@@ -59,8 +65,27 @@ struct DownstreamSection {
   [[nodiscard]] bool x509() const { return certificate.has_value(); }
 };
 
+/// [[limits.override]]: a different per_identity rate for an identity (or glob) or a group.
+struct LimitOverride {
+  std::string label;  ///< for logs: `identity "x"` or `group "g"`
+  std::vector<policy::IdentityPattern> who;
+  policy::RateSpec per_identity;
+};
+
 struct LimitsSection {
   std::uint32_t max_sessions = 10000;  ///< [limits] max_sessions, 1..1000000
+  /// [limits] max_handshakes: DTLS handshakes in flight at once (libcoap), 1..100000.
+  std::uint32_t max_handshakes = 100;
+  /// [limits] per_identity = { rate, burst }: requests per second of each authenticated
+  /// identity. Absent: unlimited.
+  std::optional<policy::RateSpec> per_identity;
+  /// [limits] handshakes_per_address = { rate, burst }: DTLS handshakes per second from one
+  /// source IP address (any port). Absent: unlimited.
+  std::optional<policy::RateSpec> handshakes_per_address;
+  /// [[limits.override]] in file order; the first that matches an identity applies.
+  std::vector<LimitOverride> overrides;
+  /// The per_identity rate for `identity`: its first matching override, else per_identity.
+  [[nodiscard]] std::optional<policy::RateSpec> perIdentityFor(std::string_view identity) const;
 };
 
 struct Config {

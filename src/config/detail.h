@@ -42,6 +42,14 @@ struct GroupDraft {
   std::vector<policy::IdentityPattern> members;
 };
 
+/// A [[limits.override]] as read, before its group is resolved.
+struct LimitOverrideDraft {
+  Position where;
+  std::optional<policy::IdentityPattern> identity;
+  std::optional<Located<std::string>> group;
+  std::optional<policy::RateSpec> per_identity;
+};
+
 /// One parse: the configuration being filled and every problem found. All problems are kept
 /// and the earliest in the file is reported, because toml++ tables iterate in key order, not
 /// file order, and an operator fixes a file from the top.
@@ -52,6 +60,7 @@ struct Context {
   std::vector<Error> errors;
   std::vector<AclDraft> acl;
   std::vector<GroupDraft> groups;
+  std::vector<LimitOverrideDraft> limit_overrides;
 
   void fail(Position where, std::string message);
   void fail(const toml::node& node, std::string message) { fail(positionOf(node.source()), std::move(message)); }
@@ -130,12 +139,28 @@ struct SectionSpec {
 /// `table` is null when the section is absent.
 void finishDownstream(Context& ctx, const toml::table* table);
 
+// ---- rate limits (limits.cpp) ----
+
+/// `{ rate = 20.0, burst = 40 }` (rate > 0 per second, burst >= 1); `what` names the key.
+[[nodiscard]] std::optional<policy::RateSpec> readRateSpec(Context& ctx, const toml::node& node,
+                                                           std::string_view what);
+void applyLimitOverrides(Context& ctx, const toml::node& value);
+/// Resolves the groups named by [[limits.override]] entries into Config::limits.overrides.
+void finishLimits(Context& ctx);
+
 // ---- access control (access.cpp) ----
 
 /// The position of byte `offset` inside the string value `node`, when the string is written
 /// on one line without escapes (so its bytes are the file's); nullopt otherwise.
 [[nodiscard]] std::optional<Position> positionInString(const Context& ctx, const toml::node& node,
                                                        std::size_t offset);
+/// An identity pattern from a string node (errors at the offending character).
+[[nodiscard]] std::optional<policy::IdentityPattern> readIdentityPattern(Context& ctx, const toml::node& node,
+                                                                         std::string_view what);
+/// The [groups] entry called `name`, or null.
+[[nodiscard]] const GroupDraft* findGroup(const Context& ctx, std::string_view name);
+/// "; did you mean ..." or "; define it: ..." for an undefined group.
+[[nodiscard]] std::string groupHint(const Context& ctx, std::string_view name);
 void applyAcl(Context& ctx, const toml::key& key, const toml::node& value);
 void applyGroups(Context& ctx, const toml::key& key, const toml::node& value);
 /// Resolves groups and builds Config::acl.

@@ -47,6 +47,17 @@ void agentLogLevel(Context& ctx, const toml::node& value) {
   }
 }
 
+void agentMetricsFile(Context& ctx, const toml::node& value) {
+  ctx.config.agent.metrics_file = readPath(ctx, value, "[agent] metrics_file");
+}
+
+void agentMetricsInterval(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto interval = readDuration(ctx, value, "[agent] metrics_interval", 1s, 1h)) {
+    ctx.config.agent.metrics_interval = *interval;
+  }
+}
+
 // ---- [downstream] ----
 
 void downstreamListen(Context& ctx, const toml::node& value) {
@@ -90,12 +101,28 @@ void limitsMaxSessions(Context& ctx, const toml::node& value) {
   }
 }
 
+void limitsMaxHandshakes(Context& ctx, const toml::node& value) {
+  if (const auto count = readInteger(ctx, value, "[limits] max_handshakes", 1, 100000)) {
+    ctx.config.limits.max_handshakes = static_cast<std::uint32_t>(*count);
+  }
+}
+
+void limitsPerIdentity(Context& ctx, const toml::node& value) {
+  ctx.config.limits.per_identity = readRateSpec(ctx, value, "[limits] per_identity");
+}
+
+void limitsHandshakesPerAddress(Context& ctx, const toml::node& value) {
+  ctx.config.limits.handshakes_per_address = readRateSpec(ctx, value, "[limits] handshakes_per_address");
+}
+
 // ---- tables ----
 
-constexpr std::array<KeySpec, 3> kAgentKeys{{
+constexpr std::array<KeySpec, 5> kAgentKeys{{
     {"name", &agentName},
     {"state_dir", &agentStateDir},
     {"log_level", &agentLogLevel},
+    {"metrics_file", &agentMetricsFile},
+    {"metrics_interval", &agentMetricsInterval},
 }};
 
 constexpr std::array<KeySpec, 7> kDownstreamKeys{{
@@ -108,10 +135,15 @@ constexpr std::array<KeySpec, 7> kDownstreamKeys{{
     {"idle_timeout", &downstreamIdleTimeout},
 }};
 
-constexpr std::array<KeySpec, 1> kLimitsKeys{{
+constexpr std::array<KeySpec, 5> kLimitsKeys{{
     {"max_sessions", &limitsMaxSessions},
+    {"max_handshakes", &limitsMaxHandshakes},
+    {"per_identity", &limitsPerIdentity},
+    {"handshakes_per_address", &limitsHandshakesPerAddress},
+    {"override", &applyLimitOverrides},
 }};
-constexpr std::array<std::string_view, 3> kLimitsPlanned{"per_identity", "per_node", "handshakes_per_address"};
+// per_node protects a node behind the relay, which this version does not have yet.
+constexpr std::array<std::string_view, 1> kLimitsPlanned{"per_node"};
 
 constexpr std::array<SectionSpec, 5> kSections{{
     {"agent", kAgentKeys, {}, nullptr},

@@ -105,6 +105,30 @@ int status(Invocation& inv) {
     inv.out << fmt::format("acl: {} allowed, {} forbidden, {} unauthenticated\n", a.value("allowed", 0),
                            a.value("forbidden", 0), a.value("unauthenticated", 0));
   }
+  if (doc.contains("handshakes")) {
+    const auto& h = doc["handshakes"];
+    inv.out << fmt::format("handshakes: {} ok, {} unknown identity, {} DTLS error, {} rate limited, {} at max_sessions, "
+                           "{} refused after handshake\n",
+                           h.value("ok", 0), h.value("unknown_identity", 0), h.value("dtls_error", 0),
+                           h.value("rate_limited", 0), h.value("max_sessions", 0), h.value("refused", 0));
+  }
+  if (doc.contains("requests") && doc["requests"].is_object()) {
+    std::string line;
+    for (const auto& [method, by_class] : doc["requests"].items()) {
+      line += fmt::format("{}{} {} 2xx/{} 4xx/{} 5xx/{} none", line.empty() ? "" : ", ", method,
+                          by_class.value("2xx", 0), by_class.value("4xx", 0), by_class.value("5xx", 0),
+                          by_class.value("none", 0));
+    }
+    inv.out << fmt::format("requests: {}\n", line.empty() ? "none yet" : line);
+  }
+  if (doc.contains("limits")) {
+    const auto& pi = doc["limits"]["per_identity"];
+    const auto& ha = doc["limits"]["handshakes_per_address"];
+    inv.out << fmt::format("limits: per identity {} rejected (4.29), {} dropped (NON), {} buckets; handshakes per "
+                           "address {} refused, {} buckets\n",
+                           pi.value("rejected", 0), pi.value("dropped", 0), pi.value("buckets", 0),
+                           ha.value("refused", 0), ha.value("buckets", 0));
+  }
   const auto& list = doc["session_list"];
   if (list.is_array() && !list.empty()) {
     inv.out << fmt::format("\n{:<32} {:<5} {:<40} {}\n", "IDENTITY", "AUTH", "PEER", "AGE");

@@ -2,6 +2,7 @@
 
 #include "coap/runtime.h"
 #include "common/log.h"
+#include "daemon/metrics.h"
 #include "daemon/service_notify.h"
 #include "daemon/status_resource.h"
 #include "tls/pki_files.h"
@@ -19,6 +20,8 @@ constexpr int kExConfig = 78;
 // Revocations by coap-edge-ctl must end live sessions within 2 s (DESIGN.md): poll at 0.5 s.
 constexpr std::chrono::milliseconds kKeystorePoll{500};
 constexpr std::chrono::milliseconds kDrainBudget{2000};
+// Idle (full) token buckets are dropped this often, so their tables track active keys only.
+constexpr std::chrono::milliseconds kBucketSweep{10000};
 
 std::string at(const config::Config& cfg, config::Position where, const std::string& message) {
   return config::Error{cfg.file.string(), where, message}.str();
@@ -49,6 +52,7 @@ coap::ServerSettings serverSettings(const config::Config& cfg) {
   }
   s.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(cfg.downstream.idle_timeout);
   s.max_sessions = cfg.limits.max_sessions;
+  s.max_handshakes = cfg.limits.max_handshakes;
   return s;
 }
 
@@ -94,7 +98,13 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
   }
   // Every request, /.well-known/core and unknown paths included, passes the ACL first.
   access_.setPolicy(config_.acl);
-  server_->setRequestFilter([this](const coap::Request& req) { return access_(req); });
+  // Then the per-identity rate (RFC 8516): only requests the ACL let through use tokens.
+  limits_.setLimits(config_.limits);
+  server_->setRequestFilter([this](const coap::Request& req) -> std::optional<coap::Response> {
+    if (auto refused = access_(req)) return refused;
+    return limits_(req);
+  });
+  server_->setHandshakeGate([this](std::string_view address) { return limits_.admitHandshake(address); });
   CE_LOG_INFO("access control: {} rules in {} [[acl]] entries, everything else denied", config_.acl.ruleCount(),
               config_.acl.entries().size());
   registerResources();
@@ -105,6 +115,11 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
   loop_.setAfterWake([this] { server_->process(); });
   loop_.watch(signals_.fd(), [this] { onSignals(); });
   loop_.addTimer(kKeystorePoll, [this] { pollKeystore(); });
+  loop_.addTimer(kBucketSweep, [this] { limits_.sweep(); });
+  if (config_.agent.metrics_file) {
+    writeMetrics();
+    loop_.addTimer(config_.agent.metrics_interval, [this] { writeMetrics(); });
+  }
   if (auto wd = service_notify::watchdogInterval()) {
     loop_.addTimer(*wd / 2, [] { service_notify::watchdog(); });
   }
@@ -129,7 +144,21 @@ StatusSnapshot Agent::snapshot() const {
   snap.sessions = server_->sessionCounts();
   snap.acl = access_.counts();
   snap.acl_rules = access_.policy().ruleCount();
+  snap.server = server_->stats();
+  snap.limits = limits_.counts();
   return snap;
+}
+
+void Agent::writeMetrics() {
+  // Reloads may change or remove the path; the interval is fixed at startup.
+  if (!config_.agent.metrics_file) return;
+  const auto& path = config_.agent.metrics_file->value;
+  if (auto error = writeFileAtomically(path, prometheusText(snapshot()))) {
+    if (!metrics_failed_) CE_LOG_WARN("metrics_file: {} (reported once until it works again)", *error);
+    metrics_failed_ = true;
+  } else {
+    metrics_failed_ = false;
+  }
 }
 
 std::string Agent::controlRequest(std::string_view request) {
@@ -209,7 +238,14 @@ void Agent::reload() {
   }
   log::setMaxLevel(next.agent.log_level);
   coap::Runtime::setLogLevel(next.agent.log_level);
-  server_->setLimits(after.idle_timeout, after.max_sessions);
+  server_->setLimits(after.idle_timeout, after.max_sessions, after.max_handshakes);
+  limits_.setLimits(next.limits);  // new rates; bucket state of every key is kept
+  if (next.agent.metrics_file && !config_.agent.metrics_file) {
+    CE_LOG_WARN("metrics_file was not set at startup: restart the agent to start writing it");
+  }
+  if (next.agent.metrics_interval != config_.agent.metrics_interval) {
+    CE_LOG_WARN("metrics_interval changed: restart the agent to apply it");
+  }
   credentials_->refresh();
   // Keep the listen/credential settings we actually run with, take everything reloadable.
   next.downstream.listen = config_.downstream.listen;
@@ -223,8 +259,8 @@ void Agent::reload() {
   // between two requests, and apply to established sessions from their next request on.
   access_.setPolicy(next.acl);
   config_ = std::move(next);
-  CE_LOG_NOTICE("reloaded: log_level, idle_timeout, max_sessions and {} ACL rules applied; keys are read per "
-                "handshake",
+  CE_LOG_NOTICE("reloaded: log_level, idle_timeout, max_sessions, rate limits and {} ACL rules applied; keys are "
+                "read per handshake",
                 config_.acl.ruleCount());
   service_notify::ready("reloaded");
 }

@@ -9,6 +9,7 @@
 #include "daemon/control_socket.h"
 #include "daemon/credentials.h"
 #include "daemon/event_loop.h"
+#include "daemon/rate_filter.h"
 #include "daemon/signals.h"
 #include "daemon/status_resource.h"
 #include "keystore/keystore.h"
@@ -50,6 +51,7 @@ class Agent {
   void reload();
   void pollKeystore();
   void registerResources();
+  void writeMetrics();
   [[nodiscard]] StatusSnapshot snapshot() const;
   /// One control request ("status") -> one JSON line.
   [[nodiscard]] std::string controlRequest(std::string_view request);
@@ -59,6 +61,8 @@ class Agent {
   std::unique_ptr<KeystoreCredentials> credentials_;
   std::unique_ptr<coap::Server> server_;
   AccessFilter access_;  ///< the ACL in force (swapped whole on SIGHUP) and its counters
+  RateFilter limits_;    ///< token buckets (kept across SIGHUP) and their counters
+  bool metrics_failed_ = false;  ///< the last metrics_file write failed (logged once)
   EventLoop loop_;
   SignalFd signals_;
   std::unique_ptr<ControlSocket> control_;

@@ -6,8 +6,20 @@
 
 namespace coap_edge::daemon {
 
-std::string statusJson(const StatusSnapshot& s) {
-  nlohmann::json doc = {
+nlohmann::json statusDocument(const StatusSnapshot& s) {
+  const auto& st = s.server;
+  nlohmann::json requests = nlohmann::json::object();
+  for (std::size_t m = 0; m < coap::kMethodCount; ++m) {
+    nlohmann::json by_class = nlohmann::json::object();
+    bool any = false;
+    for (std::size_t c = 0; c < coap::kResponseClassCount; ++c) {
+      by_class[std::string(coap::responseClassName(static_cast<coap::ResponseClass>(c)))] = st.requests[m][c];
+      any = any || st.requests[m][c] != 0;
+    }
+    if (any) requests[std::string(coap::methodName(static_cast<coap::Method>(m + 1)))] = std::move(by_class);
+  }
+  const auto& l = s.limits;
+  return {
       {"agent", s.agent_name},
       {"version", COAP_EDGE_VERSION},
       {"uptime_s", s.uptime.count()},
@@ -24,19 +36,42 @@ std::string statusJson(const StatusSnapshot& s) {
         {"allowed", s.acl.allowed},
         {"forbidden", s.acl.forbidden},
         {"unauthenticated", s.acl.unauthenticated}}},
+      {"handshakes",
+       {{"ok", st.handshakes_ok},
+        {"unknown_identity", st.handshakes_unknown_identity},
+        {"dtls_error", st.handshakes_dtls_error},
+        {"rate_limited", st.handshakes_rate_limited},
+        {"max_sessions", st.handshakes_max_sessions},
+        {"refused", st.handshakes_refused}}},
+      {"requests", std::move(requests)},
+      {"limits",
+       {{"per_identity", {{"rejected", l.per_identity_rejected},
+                          {"dropped", l.per_identity_dropped},
+                          {"table_full", l.per_identity_table_full},
+                          {"buckets", l.identity_buckets}}},
+        {"handshakes_per_address",
+         {{"refused", l.handshakes_refused}, {"table_full", l.handshakes_table_full}, {"buckets", l.address_buckets}}}}},
   };
-  return doc.dump();
+}
+
+std::string statusJson(const StatusSnapshot& s) {
+  return statusDocument(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 coap::Response statusResponse(const coap::Request& request, const StatusSnapshot& snapshot) {
   coap::Response res;
-  if (request.accept && *request.accept != coap::content_format::json) {
-    res.code = coap::Code::not_acceptable;
-    return res;
-  }
-  res.content_format = coap::content_format::json;
   res.max_age = 0;  // counters change all the time: never cache
-  res.payload = statusJson(snapshot);
+  if (!request.accept || *request.accept == coap::content_format::json) {
+    res.content_format = coap::content_format::json;
+    res.payload = statusJson(snapshot);
+  } else if (*request.accept == coap::content_format::cbor) {
+    res.content_format = coap::content_format::cbor;
+    const std::vector<std::uint8_t> bytes = nlohmann::json::to_cbor(statusDocument(snapshot));
+    res.payload.assign(bytes.begin(), bytes.end());
+  } else {
+    res.code = coap::Code::not_acceptable;
+    res.max_age.reset();
+  }
   return res;
 }
 

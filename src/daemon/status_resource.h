@@ -1,9 +1,13 @@
 #pragma once
-// /status: health and counters for operators and monitoring (JSON; CBOR arrives with metrics).
+// /status: health and counters for operators and monitoring (JSON, or CBOR on Accept: 60). The
+// same snapshot feeds `coap-edge-ctl status` and the Prometheus text file (daemon/metrics.h).
 
 #include "coap/message.h"
 #include "coap/server.h"
+#include "daemon/rate_filter.h"
 #include "policy/acl.h"
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
 #include <string>
@@ -16,12 +20,17 @@ struct StatusSnapshot {
   coap::SessionCounts sessions;
   policy::DecisionCounts acl;  ///< access decisions since start (they survive reloads)
   std::size_t acl_rules = 0;   ///< configured rules in force
+  coap::ServerStats server;    ///< handshakes and requests since start
+  LimitCounts limits;          ///< rate limiting since start
 };
 
-/// The JSON document served at /status.
+/// The document served at /status (see statusJson for its shape).
+[[nodiscard]] nlohmann::json statusDocument(const StatusSnapshot& snapshot);
+/// The JSON text served at /status.
 [[nodiscard]] std::string statusJson(const StatusSnapshot& snapshot);
 
-/// Answers a request for /status: JSON by default or on Accept: 50, 4.06 for other formats.
+/// Answers a request for /status: JSON by default or on Accept: 50, CBOR (RFC 8949) on
+/// Accept: 60, 4.06 for other formats.
 [[nodiscard]] coap::Response statusResponse(const coap::Request& request, const StatusSnapshot& snapshot);
 
 }  // namespace coap_edge::daemon

@@ -251,13 +251,91 @@ TEST(configErrors, PlannedSectionsAreRefusedNotIgnored) {
             "x.toml:2:1: [upstream] is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[discovery]\nmulticast = true\n"),
             "x.toml:1:1: [discovery] is not supported by this version of coap-edge yet; remove it");
-  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 5\nper_identity = { rate = 20.0, burst = 40 }\n"),
-            "x.toml:3:1: [limits] per_identity is not supported by this version of coap-edge yet; remove it");
+  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 5\nper_node = { rate = 2.0, burst = 4 }\n"),
+            "x.toml:3:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[limits]\nper_node.rate = 2.0\n"),
             "x.toml:2:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
-  EXPECT_EQ(errorOf("[limits]\nhandshakes_per_address = {}\n"),
-            "x.toml:2:1: [limits] handshakes_per_address is not supported by this version of coap-edge yet; "
-            "remove it");
+}
+
+TEST(configLimits, RatesAndDefaults) {
+  const Config none = parseOk("[limits]\nmax_sessions = 5\n");
+  EXPECT_FALSE(none.limits.per_identity);
+  EXPECT_FALSE(none.limits.handshakes_per_address);
+  EXPECT_EQ(none.limits.max_handshakes, 100U);
+  EXPECT_FALSE(none.limits.perIdentityFor("dev-1"));
+
+  const Config c = parseOk(
+      "[limits]\nper_identity = { rate = 20.0, burst = 40 }\nhandshakes_per_address = { rate = 5, burst = 10 }\n"
+      "max_handshakes = 30\n");
+  ASSERT_TRUE(c.limits.per_identity);
+  EXPECT_EQ(*c.limits.per_identity, (policy::RateSpec{20.0, 40}));
+  ASSERT_TRUE(c.limits.handshakes_per_address);
+  EXPECT_EQ(*c.limits.handshakes_per_address, (policy::RateSpec{5.0, 10}));  // an integer rate is fine
+  EXPECT_EQ(c.limits.max_handshakes, 30U);
+  EXPECT_EQ(c.limits.perIdentityFor("anyone"), (policy::RateSpec{20.0, 40}));
+
+  const Config table = parseOk("[limits.per_identity]\nrate = 0.5\nburst = 1\n");
+  EXPECT_EQ(table.limits.per_identity, (policy::RateSpec{0.5, 1}));
+}
+
+TEST(configLimits, OverridesByIdentityGlobAndGroupFirstMatchWins) {
+  const Config c = parseOk(R"([limits]
+per_identity = { rate = 20.0, burst = 40 }
+[[limits.override]]
+identity = "upstream"
+per_identity = { rate = 200.0, burst = 400 }
+[[limits.override]]
+group = "slow"
+per_identity = { rate = 1.0, burst = 2 }
+[[limits.override]]
+identity = "sensor-*"
+per_identity = { rate = 5.0, burst = 5 }
+[groups]
+slow = ["sensor-9", "dev-7"]
+)");
+  ASSERT_EQ(c.limits.overrides.size(), 3U);
+  EXPECT_EQ(c.limits.overrides[1].label, "group \"slow\"");
+  EXPECT_EQ(c.limits.perIdentityFor("upstream"), (policy::RateSpec{200.0, 400}));
+  EXPECT_EQ(c.limits.perIdentityFor("dev-7"), (policy::RateSpec{1.0, 2}));
+  EXPECT_EQ(c.limits.perIdentityFor("sensor-9"), (policy::RateSpec{1.0, 2}));  // the group comes first
+  EXPECT_EQ(c.limits.perIdentityFor("sensor-1"), (policy::RateSpec{5.0, 5}));
+  EXPECT_EQ(c.limits.perIdentityFor("dev-1"), (policy::RateSpec{20.0, 40}));
+  // An override applies even without a default per_identity: only that identity is limited.
+  const Config only = parseOk("[[limits.override]]\nidentity = \"dev-1\"\nper_identity = { rate = 1.0, burst = 1 }\n");
+  EXPECT_EQ(only.limits.perIdentityFor("dev-1"), (policy::RateSpec{1.0, 1}));
+  EXPECT_FALSE(only.limits.perIdentityFor("dev-2"));
+}
+
+TEST(configLimits, ErrorsNameTheirPosition) {
+  EXPECT_EQ(errorOf("[limits]\nper_identity = { rate = 0.0, burst = 40 }\n"),
+            "x.toml:2:25: [limits] per_identity rate must be between 0.001 and 1000000 per second, not 0");
+  EXPECT_EQ(errorOf("[limits]\nper_identity = { rate = -1, burst = 40 }\n"),
+            "x.toml:2:25: [limits] per_identity rate must be between 0.001 and 1000000 per second, not -1");
+  EXPECT_EQ(errorOf("[limits]\nper_identity = { rate = nan, burst = 40 }\n"),
+            "x.toml:2:25: [limits] per_identity rate must be between 0.001 and 1000000 per second, not nan");
+  EXPECT_EQ(errorOf("[limits]\nper_identity = { rate = 1.0, burst = 0 }\n"),
+            "x.toml:2:38: [limits] per_identity burst must be between 1 and 1000000, not 0");
+  EXPECT_EQ(errorOf("[limits]\nper_identity = { rate = \"fast\", burst = 1 }\n"),
+            "x.toml:2:25: [limits] per_identity rate must be a number of requests per second like 20.0, not a string");
+  EXPECT_EQ(errorOf("[limits]\nhandshakes_per_address = { rate = 1.0, brust = 2 }\n"),
+            "x.toml:2:40: unknown key 'brust' in [limits] handshakes_per_address; did you mean 'burst'?");
+  EXPECT_EQ(errorOf("[limits]\nper_identity = { rate = 1.0 }\n"),
+            "x.toml:2:16: [limits] per_identity needs both rate and burst, e.g. { rate = 20.0, burst = 40 }");
+  EXPECT_EQ(errorOf("[limits]\nper_identity = 20\n"),
+            "x.toml:2:16: [limits] per_identity must be a table like { rate = 20.0, burst = 40 }, not an integer");
+  EXPECT_EQ(errorOf("[limits]\nmax_handshakes = 0\n"),
+            "x.toml:2:18: [limits] max_handshakes must be between 1 and 100000, not 0");
+  EXPECT_EQ(errorOf("[[limits.override]]\nidentity = \"a\"\nper_identity = { rate = 1.0, burst = 1 }\nrate = 2\n"),
+            "x.toml:4:1: unknown key 'rate' in [[limits.override]]; an override has identity or group, and per_identity");
+  EXPECT_EQ(errorOf("[[limits.override]]\nidentity = \"a\"\n"),
+            "x.toml:1:1: [[limits.override]] needs per_identity = { rate = ..., burst = ... }");
+  EXPECT_EQ(errorOf("[[limits.override]]\nper_identity = { rate = 1.0, burst = 1 }\n"),
+            "x.toml:1:1: [[limits.override]] needs identity = \"...\" or group = \"...\" (a list in [groups])");
+  EXPECT_EQ(errorOf("[[limits.override]]\ngroup = \"slwo\"\nper_identity = { rate = 1.0, burst = 1 }\n"
+                    "[groups]\nslow = [\"a\"]\n"),
+            "x.toml:2:9: [[limits.override]] group \"slwo\" is not defined in [groups]; did you mean \"slow\"?");
+  EXPECT_EQ(errorOf("[[limits.override]]\nidentity = \"\"\nper_identity = { rate = 1.0, burst = 1 }\n").substr(0, 9),
+            "x.toml:2:");
 }
 
 TEST(configErrors, EarliestProblemInTheFileIsReported) {
@@ -647,7 +725,8 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
     text += (std::regex_match(line, match, commented_key) ? match[1].str() : line) + "\n";
   }
   for (const char* key : {"name", "state_dir", "log_level", "listen", "plain_listen", "certificate", "private_key",
-                          "ca", "psk", "idle_timeout", "max_sessions"}) {
+                          "ca", "psk", "idle_timeout", "max_sessions", "max_handshakes", "metrics_file",
+                          "metrics_interval", "per_identity", "handshakes_per_address"}) {
     EXPECT_TRUE(std::regex_search(text, std::regex(std::string("(^|\n)") + key + " = "))) << key << " not shown";
   }
   auto result = parse(text, kShipped);
@@ -660,11 +739,26 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
   EXPECT_EQ(config.downstream.psk, defaults.downstream.psk);
   EXPECT_EQ(config.downstream.idle_timeout, defaults.downstream.idle_timeout);
   EXPECT_EQ(config.limits.max_sessions, defaults.limits.max_sessions);
+  EXPECT_EQ(config.limits.max_handshakes, defaults.limits.max_handshakes);
+  EXPECT_EQ(config.agent.metrics_interval, defaults.agent.metrics_interval);
+  EXPECT_EQ(config.limits.per_identity, (policy::RateSpec{20.0, 40}));  // on in the shipped file
   ASSERT_EQ(config.downstream.listen.size(), 2U);
   EXPECT_EQ(config.downstream.listen[0].value.text, "0.0.0.0:5684");
   EXPECT_EQ(config.downstream.listen[1].value.text, "[::]:5684");
   ASSERT_TRUE(config.downstream.x509());
   EXPECT_EQ(config.downstream.ca->value, fs::path("/etc/coap-edge/certs/ca.crt"));
+}
+
+TEST(configShipped, LimitOverrideExampleIsValid) {
+  const std::string shipped = readText(kShipped);
+  const auto start = shipped.find("\n# [[limits.override]]\n");
+  ASSERT_NE(start, std::string::npos);
+  std::istringstream lines(shipped.substr(start + 1));
+  std::string text;
+  std::string line;
+  for (int i = 0; i < 3 && std::getline(lines, line); ++i) text += line.substr(2) + "\n";
+  const Config config = parseOk(text, kShipped);
+  EXPECT_EQ(config.limits.perIdentityFor("upstream"), (policy::RateSpec{200.0, 400}));
 }
 
 TEST(configShipped, AccessControlExamplesAreValid) {

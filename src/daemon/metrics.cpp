@@ -1,0 +1,105 @@
+#include "daemon/metrics.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace coap_edge::daemon {
+namespace {
+
+struct Writer {
+  std::string out;
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  void sample(std::string_view name, std::string_view labels, std::uint64_t value) {
+    if (labels.empty()) {
+      out += fmt::format("{} {}\n", name, value);
+    } else {
+      out += fmt::format("{}{{{}}} {}\n", name, labels, value);
+    }
+  }
+};
+
+}  // namespace
+
+std::string prometheusText(const StatusSnapshot& s) {
+  Writer w;
+  const auto& st = s.server;
+  const auto& l = s.limits;
+  w.family("coap_edge_uptime_seconds", "gauge", "Seconds since the agent started.");
+  w.sample("coap_edge_uptime_seconds", "", static_cast<std::uint64_t>(s.uptime.count()));
+  w.family("coap_edge_sessions", "gauge", "Established downstream sessions by authentication kind.");
+  w.sample("coap_edge_sessions", R"(auth="psk")", s.sessions.psk);
+  w.sample("coap_edge_sessions", R"(auth="x509")", s.sessions.x509);
+  w.sample("coap_edge_sessions", R"(auth="none")", s.sessions.plain);
+  w.family("coap_edge_handshakes_total", "counter", "DTLS handshakes by result.");
+  w.sample("coap_edge_handshakes_total", R"(result="ok")", st.handshakes_ok);
+  w.sample("coap_edge_handshakes_total", R"(result="unknown_identity")", st.handshakes_unknown_identity);
+  w.sample("coap_edge_handshakes_total", R"(result="dtls_error")", st.handshakes_dtls_error);
+  w.sample("coap_edge_handshakes_total", R"(result="rate_limited")", st.handshakes_rate_limited);
+  w.sample("coap_edge_handshakes_total", R"(result="max_sessions")", st.handshakes_max_sessions);
+  w.sample("coap_edge_handshakes_total", R"(result="refused")", st.handshakes_refused);
+  w.family("coap_edge_requests_total", "counter", "Downstream requests by method and response class.");
+  for (std::size_t m = 0; m < coap::kMethodCount; ++m) {
+    for (std::size_t c = 0; c < coap::kResponseClassCount; ++c) {
+      w.sample("coap_edge_requests_total",
+               fmt::format(R"(method="{}",class="{}")", coap::methodName(static_cast<coap::Method>(m + 1)),
+                           coap::responseClassName(static_cast<coap::ResponseClass>(c))),
+               st.requests[m][c]);
+    }
+  }
+  w.family("coap_edge_limited_total", "counter", "Requests and handshakes refused by rate limits.");
+  w.sample("coap_edge_limited_total", R"(limit="per_identity",action="rejected")", l.per_identity_rejected);
+  w.sample("coap_edge_limited_total", R"(limit="per_identity",action="dropped")", l.per_identity_dropped);
+  w.sample("coap_edge_limited_total", R"(limit="handshakes_per_address",action="refused")", l.handshakes_refused);
+  w.family("coap_edge_limit_table_full_total", "counter",
+           "Refusals because a limit's bucket table was full of active keys.");
+  w.sample("coap_edge_limit_table_full_total", R"(limit="per_identity")", l.per_identity_table_full);
+  w.sample("coap_edge_limit_table_full_total", R"(limit="handshakes_per_address")", l.handshakes_table_full);
+  w.family("coap_edge_limit_buckets", "gauge", "Token buckets held.");
+  w.sample("coap_edge_limit_buckets", R"(limit="per_identity")", l.identity_buckets);
+  w.sample("coap_edge_limit_buckets", R"(limit="handshakes_per_address")", l.address_buckets);
+  w.family("coap_edge_acl_decisions_total", "counter", "Access control decisions.");
+  w.sample("coap_edge_acl_decisions_total", R"(decision="allowed")", s.acl.allowed);
+  w.sample("coap_edge_acl_decisions_total", R"(decision="forbidden")", s.acl.forbidden);
+  w.sample("coap_edge_acl_decisions_total", R"(decision="unauthenticated")", s.acl.unauthenticated);
+  w.family("coap_edge_acl_rules", "gauge", "Configured ACL rules in force.");
+  w.sample("coap_edge_acl_rules", "", s.acl_rules);
+  return std::move(w.out);
+}
+
+std::optional<std::string> writeFileAtomically(const std::filesystem::path& path, const std::string& text) {
+  // node_exporter only reads *.prom: a ".tmp" suffix keeps the half-written file out of it.
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return fmt::format("cannot write {}: {}", tmp.string(), std::strerror(errno));
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return fmt::format("cannot write {}: {}", tmp.string(), std::strerror(err));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  // fchmod: the umask (systemd UMask=0077) must not hide the file from node_exporter.
+  (void)::fchmod(fd, 0644);
+  if (::close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return fmt::format("cannot replace {}: {}", path.string(), std::strerror(err));
+  }
+  return std::nullopt;
+}
+
+}  // namespace coap_edge::daemon
