@@ -4,8 +4,11 @@
 #   build/      g++, RelWithDebInfo: unit and integration tests
 #   build-san/  clang with AddressSanitizer + UndefinedBehaviorSanitizer (libcoap and mbedTLS
 #               instrumented too) and libFuzzer: unit, integration and short fuzz runs
+#   package     the Debian package (amd64): build with unit tests, lintian, systemd-analyze,
+#               install/upgrade/purge in a debootstrap'ed Debian 12 root (tests/packaging/)
+#   package-arm64  the arm64 package cross-built, its unit tests and agent under qemu-user
 # Environment: COAP_EDGE_FUZZ_SECONDS (default 20 per target), COAP_EDGE_STAGES (default
-# "main san") to run a subset.
+# "main san package package-arm64") to run a subset.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../cmake/bootstrap.sh"
 cd "$COAP_EDGE_ROOT"
@@ -13,7 +16,7 @@ cd "$COAP_EDGE_ROOT"
 install_packages || exit 1
 fetch_sources || exit 1
 
-stages=${COAP_EDGE_STAGES:-main san}
+stages=${COAP_EDGE_STAGES:-main san package package-arm64}
 fuzz_seconds=${COAP_EDGE_FUZZ_SECONDS:-20}
 passed=0 failed=0 status=0
 summaries=$(mktemp)
@@ -40,6 +43,24 @@ run_ctest() { # dir label-regex
   [ "$rc" -eq 0 ] || status=1
 }
 
+run_counted() { # name command...: a runner that ends with "N passed, N failed"
+  local name=$1 log t0; shift
+  log=$(mktemp)
+  t0=$(date +%s)
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    passed=$((passed + ${line%% *})); failed=$((failed + $(sed -E 's/.*, ([0-9]+) failed/\1/' <<<"$line")))
+    echo "$name: $line ($(($(date +%s) - t0)) s)" >> "$summaries"
+  else
+    echo "$name: ran no test or did not finish" >> "$summaries"; failed=$((failed + 1))
+  fi
+  rm -f "$log"
+  [ "$rc" -eq 0 ] || status=1
+}
+
 for stage in $stages; do
   case "$stage" in
     main)
@@ -54,6 +75,12 @@ for stage in $stages; do
       export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
       export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
       run_ctest build-san 'unit|integration|fuzz' ;;
+    package)
+      echo "== stage package: Debian package (amd64), lintian, systemd-analyze, debootstrap install test"
+      run_counted package bash tests/packaging/run.sh amd64 ;;
+    package-arm64)
+      echo "== stage package-arm64: cross-built arm64 package, unit tests and agent under qemu-user"
+      run_counted package-arm64 bash tests/packaging/run.sh arm64 ;;
     *) echo "unknown stage '$stage'" >&2; status=1 ;;
   esac
 done
