@@ -29,6 +29,8 @@ class TempDir {
 
 /// A UDP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 std::uint16_t freeUdpPort();
+/// True if `host:port` (numeric IPv4) can be bound right now.
+bool udpPortFree(const std::string& host, std::uint16_t port);
 
 void writeFile(const std::filesystem::path& file, const std::string& text);
 std::string readFile(const std::filesystem::path& file);
