@@ -54,10 +54,21 @@ bool referenceMatch(const PathPattern& pattern, std::string_view path) {
   return can[0][0] != 0;
 }
 
+// Dynamic programming over suffixes, O(|p| x |s|): obviously correct, and unlike the naive
+// recursion it does not go exponential on "**************" against a long identity.
 bool referenceGlob(std::string_view p, std::string_view s) {
-  if (p.empty()) return s.empty();
-  if (p.front() == '*') return referenceGlob(p.substr(1), s) || (!s.empty() && referenceGlob(p, s.substr(1)));
-  return !s.empty() && s.front() == p.front() && referenceGlob(p.substr(1), s.substr(1));
+  std::vector<std::vector<char>> can(p.size() + 1, std::vector<char>(s.size() + 1, 0));
+  can[p.size()][s.size()] = 1;
+  for (std::size_t i = p.size(); i-- > 0;) {
+    for (std::size_t j = s.size() + 1; j-- > 0;) {
+      if (p[i] == '*') {
+        can[i][j] = static_cast<char>(can[i + 1][j] != 0 || (j < s.size() && can[i][j + 1] != 0));
+      } else {
+        can[i][j] = static_cast<char>(j < s.size() && s[j] == p[i] && can[i + 1][j + 1] != 0);
+      }
+    }
+  }
+  return can[0][0] != 0;
 }
 
 // libcoap's form: RFC 3986 pchar bytes as they are, everything else %XX in upper case.
