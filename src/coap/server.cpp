@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -163,12 +164,18 @@ void Server::drain(std::chrono::milliseconds budget) {
 }
 
 void Server::bindEndpoints(const ServerSettings& settings) {
+  // Ports our own earlier endpoints hold: "0.0.0.0:5684" next to the dual-stack "[::]:5684"
+  // (DESIGN.md's example) is one agent on both families, not a conflict; the kernel hands IPv4
+  // datagrams to the IPv4 socket.
+  std::vector<std::uint16_t> own_ports;
   for (std::size_t i = 0; i < settings.listen.size(); ++i) {
     const ListenAddress& l = settings.listen[i];
     coap_address_t addr = toAddress(l);
     // libcoap binds with SO_REUSEADDR, with which Linux lets a second process bind the same UDP
     // port and silently steal part of the traffic: probe without it first.
-    if (l.port != 0) {
+    const std::string shown = (l.host.find(':') != std::string::npos ? "[" + l.host + "]" : l.host) + ":" +
+                              std::to_string(l.port);
+    if (l.port != 0 && std::find(own_ports.begin(), own_ports.end(), l.port) == own_ports.end()) {
       if (const int err = probeBind(addr); err != 0) {
         // Only a default address this host cannot have (no IPv6) is skipped; one that another
         // program holds is an error like any other.
@@ -177,7 +184,7 @@ void Server::bindEndpoints(const ServerSettings& settings) {
                       std::strerror(err));
           continue;
         }
-        StartupError e("cannot listen on " + l.host + ":" + std::to_string(l.port) + " (" +
+        StartupError e("cannot listen on " + shown + " (" +
                        (l.secure ? "coaps" : "coap") + "): " + std::strerror(err));
         e.listen_index = i;
         throw e;
@@ -191,12 +198,13 @@ void Server::bindEndpoints(const ServerSettings& settings) {
     }
     if (ep == nullptr) {
       const int err = errno;
-      StartupError e("cannot listen on " + l.host + ":" + std::to_string(l.port) + " (" +
+      StartupError e("cannot listen on " + shown + " (" +
                      (l.secure ? "coaps" : "coap") + ")" + (err != 0 ? std::string(": ") + std::strerror(err) : ""));
       e.listen_index = i;
       throw e;
     }
     bound_.push_back(coap_endpoint_str(ep));
+    own_ports.push_back(l.port);
   }
   if (bound_.empty()) throw StartupError("no listen address could be bound");
 }

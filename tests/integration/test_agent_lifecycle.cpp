@@ -77,6 +77,18 @@ TEST(AgentLifecycle, WithoutListenAddressesItBindsLoopbackOnly) {
   EXPECT_EQ(log.find("0.0.0.0"), std::string::npos) << log;
 }
 
+TEST(AgentLifecycle, BothWildcardFamiliesOnOnePortAsInTheDesignExample) {
+  TempDir dir;
+  const auto port = std::to_string(freeUdpPort());
+  // DESIGN.md's listen = ["0.0.0.0:5684", "[::]:5684"]: one agent on both families.
+  AgentUnderTest agent(dir, "[agent]\nstate_dir = \"" + (dir / "state").string() + "\"\n[downstream]\nlisten = [\"0.0.0.0:" +
+                                port + "\", \"[::]:" + port + "\"]\n[[acl]]\nidentity = \"*\"\nallow = [\"GET /status\"]\n");
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  ASSERT_EQ(ctl(agent.configFile(), {"keys", "import", "-"}, "dev-w," + hexOf("dev-w-secret-key-1") + "\n").exit_code, 0);
+  const auto r = pskGet(kGnutlsClient, static_cast<std::uint16_t>(std::stoi(port)), "dev-w", "dev-w-secret-key-1", "status");
+  EXPECT_NE(r.out.find("\"psk\":1"), std::string::npos) << r.out << r.err << agent.log();
+}
+
 TEST(AgentLifecycle, SigtermDrainsAndExitsZero) {
   TempDir dir;
   AgentUnderTest agent(dir, baseConfig(dir, freeUdpPort()));
