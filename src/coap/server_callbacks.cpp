@@ -413,7 +413,10 @@ void Server::addResource(ResourceSpec spec) {
   coap_str_const_t* path = coap_new_str_const(reinterpret_cast<const uint8_t*>(entry->spec.path.data()),
                                               entry->spec.path.size());
   coap_resource_t* r = coap_resource_init(path, COAP_RESOURCE_FLAGS_RELEASE_URI);
-  if (r == nullptr) throw StartupError("libcoap: cannot create resource /" + entry->spec.path);
+  if (r == nullptr) {
+    coap_delete_str_const(path);  // only a resource that was created takes ownership of it
+    throw StartupError("libcoap: cannot create resource /" + entry->spec.path);
+  }
   for (const auto& [name, value] : entry->spec.attributes) {
     coap_add_attr(r, coap_make_str_const(name.c_str()), value.empty() ? nullptr : coap_make_str_const(value.c_str()),
                   0);
