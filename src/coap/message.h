@@ -36,6 +36,7 @@ struct Request {
   std::string path;
   std::string query;  ///< raw query, '&'-joined
   std::optional<std::uint16_t> accept;
+  std::optional<std::uint16_t> content_format;  ///< of the request's payload, if given
   std::vector<std::uint8_t> payload;
   const PeerIdentity* peer = nullptr;  ///< never null inside a handler
 };
@@ -45,6 +46,10 @@ enum class Code : std::uint16_t {
   /// No response at all: for a NON request nothing is sent (libcoap drops a 0.00 response to a
   /// NON); for a CON request libcoap still sends the empty ACK.
   none = 0,
+  created = 201,
+  deleted = 202,
+  valid = 203,
+  changed = 204,
   content = 205,
   bad_request = 400,
   unauthorized = 401,
@@ -52,8 +57,14 @@ enum class Code : std::uint16_t {
   not_found = 404,
   method_not_allowed = 405,
   not_acceptable = 406,
+  request_entity_too_large = 413,
+  unsupported_content_format = 415,
   too_many_requests = 429,  ///< RFC 8516, with Max-Age = seconds until the client may retry
   internal_error = 500,
+  bad_gateway = 502,
+  service_unavailable = 503,
+  gateway_timeout = 504,
+  proxying_not_supported = 505,
 };
 
 namespace content_format {
@@ -68,6 +79,8 @@ struct Response {
   std::optional<std::uint16_t> content_format;
   std::optional<std::uint32_t> max_age;
   std::string payload;
+  /// Location-Path of a 2.01 Created (e.g. "rd/4": one option per segment).
+  std::string location_path;
 };
 
 }  // namespace coap_edge::coap

@@ -42,6 +42,10 @@ void readRequest(const coap_pdu_t* pdu, const coap_string_t* query, Request& out
     const unsigned len = coap_opt_length(accept);
     out.accept = len <= 2 ? static_cast<std::uint16_t>(coap_decode_var_bytes(coap_opt_value(accept), len)) : 0xffff;
   }
+  if (const coap_opt_t* format = coap_check_option(pdu, COAP_OPTION_CONTENT_FORMAT, &it)) {
+    const unsigned len = coap_opt_length(format);
+    out.content_format = len <= 2 ? static_cast<std::uint16_t>(coap_decode_var_bytes(coap_opt_value(format), len)) : 0xffff;
+  }
   size_t len = 0;
   const uint8_t* data = nullptr;
   size_t offset = 0;

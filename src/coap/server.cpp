@@ -70,6 +70,7 @@ Server::Server(const ServerSettings& settings, CredentialSource& credentials)
     if (settings.pki) setupPki(*settings.pki);
   }
   installCallbacks();
+  installClientCallbacks();
   addBuiltinResources();
   bindEndpoints(settings);
 }
@@ -81,13 +82,23 @@ std::optional<std::chrono::milliseconds> Server::nextTimeout() {
   coap_tick_t now = 0;
   coap_ticks(&now);
   const unsigned int ms = coap_io_prepare_epoll(context_.get(), now);
-  if (ms == 0) return std::nullopt;
-  return std::chrono::milliseconds(ms);
+  std::optional<std::chrono::milliseconds> wait;
+  if (ms != 0) wait = std::chrono::milliseconds(ms);
+  // Our own client requests: results to deliver now, or the next deadline.
+  if (!finished_requests_.empty()) return std::chrono::milliseconds(0);
+  const auto steady_now = std::chrono::steady_clock::now();
+  for (const auto& p : pending_requests_) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(std::max(p.deadline - steady_now,
+                                                                            std::chrono::steady_clock::duration::zero()));
+    if (!wait || left < *wait) wait = left;
+  }
+  return wait;
 }
 
 void Server::process() {
   coap_io_process(context_.get(), COAP_IO_NO_WAIT);
   applyPendingCloses();
+  serviceClient();
   if (sessions_changed_) {
     sessions_changed_ = false;
     if (sessions_changed_cb_) sessions_changed_cb_();

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -104,6 +105,40 @@ struct ResourceSpec {
   bool observable = false;  ///< GET may carry Observe (RFC 7641); see Server::notifyObservers
 };
 
+/// A request the agent sends as a client (to a node: /.well-known/core after discovery, RD
+/// simple registration). Plain coap only for now; coaps to nodes needs per-node credentials.
+struct OutgoingRequest {
+  std::string host;  ///< numeric IPv4 or IPv6, no brackets; IPv6 link-local with "%ifname"
+  std::uint16_t port = 5683;
+  Method method = Method::get;
+  std::string path;   ///< "a/b" (segments joined by '/', no leading '/')
+  std::string query;  ///< "rt=x&y=z"
+  std::optional<std::uint16_t> content_format;
+  std::string payload;
+  /// Bound on the whole exchange (block-wise transfers included); after it the callback gets
+  /// ClientOutcome::timeout and a late answer is ignored.
+  std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+};
+
+enum class ClientOutcome : std::uint8_t { response, timeout, reset, failed };
+
+struct ClientResult {
+  ClientOutcome outcome = ClientOutcome::failed;
+  Response response;  ///< code (class*100+detail), content format, Max-Age, whole body
+  std::string error;  ///< for logs when outcome != response
+};
+
+using ResponseCallback = std::function<void(const ClientResult&)>;
+
+/// Counters of the agent's own client requests.
+struct ClientStats {
+  std::uint64_t sent = 0;
+  std::uint64_t answered = 0;
+  std::uint64_t timed_out = 0;
+  std::uint64_t failed = 0;
+  std::size_t in_flight = 0;
+};
+
 /// One established session, for operators (coap-edge-ctl status).
 struct SessionView {
   PeerIdentity peer;
@@ -151,6 +186,11 @@ class Server {
 
   /// Adds a resource; /.well-known/core lists it with its attributes.
   void addResource(ResourceSpec spec);
+  /// Routes every path below `spec.path` ("rd" takes "rd/4", "rd/4/x"; not "rd" itself) to
+  /// `spec.handler`, behind the request filter like any resource. Not listed in
+  /// /.well-known/core (the paths are made at run time: RD registrations, /nodes/{id}/...).
+  /// Resources added with addResource() win over a prefix route.
+  void addPrefixRoute(ResourceSpec spec);
 
   /// Installs the filter that sees every request before anything answers it: requests for the
   /// resources added here (whatever the method), for /.well-known/core (served by this class,
@@ -185,6 +225,11 @@ class Server {
   void onSessionsChanged(std::function<void()> fn) { sessions_changed_cb_ = std::move(fn); }
   /// Sends a notification to every observer of the resource at `path`.
   void notifyObservers(std::string_view path);
+  /// Sends a request as a client on this context (same event loop); `done` runs later from
+  /// process(), never from inside this call or a libcoap callback, exactly once.
+  void request(const OutgoingRequest& request, ResponseCallback done);
+  [[nodiscard]] ClientStats clientStats() const;
+
   /// Endpoints actually bound ("coaps://127.0.0.1:5684"), with port 0 resolved.
   [[nodiscard]] const std::vector<std::string>& boundEndpoints() const { return bound_; }
 
@@ -197,8 +242,27 @@ class Server {
     coap_resource_t* resource = nullptr;  ///< owned by the context
   };
   friend struct ServerCallbacks;  // libcoap's C trampolines (server_callbacks.cpp)
+  friend struct ClientCallbacks;  // the same for responses to our requests (server_client.cpp)
+
+  struct PendingRequest {
+    std::string token;
+    coap_session_t* session = nullptr;
+    std::chrono::steady_clock::time_point deadline;
+    ResponseCallback done;
+  };
+  struct ClientSession {
+    coap_session_t* session = nullptr;  ///< one reference held by us
+    std::chrono::steady_clock::time_point last_used;
+  };
+  void installClientCallbacks();
+  void completeRequest(std::size_t index, ClientResult result);
+  /// Delivers finished requests, times out late ones and releases idle client sessions.
+  void serviceClient();
+  void releaseClientSessions();
+  coap_session_t* clientSessionFor(const OutgoingRequest& request, std::string& error);
 
   void installCallbacks();
+  [[nodiscard]] ResourceEntry* prefixRouteFor(std::string_view path) const;
   /// /.well-known/core and the handler for unknown paths, both behind the request filter.
   void addBuiltinResources();
   [[nodiscard]] Response wellKnownCore(const Request& request);
@@ -219,6 +283,7 @@ class Server {
   SessionTable sessions_;
   std::vector<std::unique_ptr<ResourceEntry>> resources_;
   std::unique_ptr<ResourceEntry> unknown_;  ///< every path without a resource
+  std::vector<std::unique_ptr<ResourceEntry>> prefix_routes_;
   RequestFilter filter_;
   HandshakeGate handshake_gate_;
   ServerStats stats_;
@@ -228,6 +293,10 @@ class Server {
   std::unique_ptr<coap_bin_const_t> handshake_bin_;  ///< view of handshake_key_ in libcoap's type
   std::array<std::string, 3> pki_paths_;  ///< libcoap keeps pointers to these C strings
   std::function<void()> sessions_changed_cb_;
+  std::vector<PendingRequest> pending_requests_;
+  std::vector<std::pair<ResponseCallback, ClientResult>> finished_requests_;
+  std::unordered_map<std::string, ClientSession> client_sessions_;  ///< by "host%if:port"
+  ClientStats client_stats_;
   bool sessions_changed_ = false;
   std::uint32_t max_sessions_;
   bool psk_enabled_ = false;

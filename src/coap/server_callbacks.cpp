@@ -95,6 +95,20 @@ ResponseClass classOf(Code code) {
   return ResponseClass::server_error;
 }
 
+// One Location-Path option per segment of "rd/4" (RFC 7252 §5.10.7), in order.
+void addLocationPath(std::string_view path, coap_pdu_t* response) {
+  while (!path.empty()) {
+    const std::size_t slash = path.find('/');
+    const std::string_view segment = path.substr(0, slash);
+    if (!segment.empty()) {
+      coap_add_option(response, COAP_OPTION_LOCATION_PATH, segment.size(),
+                      reinterpret_cast<const uint8_t*>(segment.data()));
+    }
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+}
+
 void releaseCopy(coap_session_t*, void* app_ptr) { delete static_cast<std::string*>(app_ptr); }
 
 constexpr std::array<Method, 7> kAllMethods{Method::get,   Method::post,  Method::put,   Method::del,
@@ -102,7 +116,7 @@ constexpr std::array<Method, 7> kAllMethods{Method::get,   Method::post,  Method
 
 }  // namespace
 
-Server::~Server() = default;
+Server::~Server() { releaseClientSessions(); }
 
 struct ServerCallbacks {
   static const coap_bin_const_t* psk(coap_bin_const_t* identity, coap_session_t* session, void* arg) noexcept {
@@ -150,6 +164,8 @@ struct ServerCallbacks {
     try {
       Server* self = serverOf(session);
       if (self == nullptr) return 0;
+      // Our own client sessions (requests to nodes) are not peers of the server.
+      if (coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT) return 0;
       switch (event) {
         case COAP_EVENT_SERVER_SESSION_NEW: {
           SessionEntry& e = self->sessions_.add(session, remoteText(session));
@@ -200,6 +216,11 @@ struct ServerCallbacks {
     try {
       auto* entry = static_cast<Server::ResourceEntry*>(coap_resource_get_userdata(resource));
       Server* self = serverOf(session);
+      if (self == nullptr || coap_session_get_type(session) != COAP_SESSION_TYPE_SERVER) {
+        // A request arriving on one of our client sessions (a node talking back): not served.
+        coap_pdu_set_code(response, COAP_RESPONSE_CODE_FORBIDDEN);
+        return;
+      }
       SessionEntry& se = self->entryFor(session);
       if (se.refused) {
         // Admission failed (revoked, no identity, full) and the close is pending: serve nothing.
@@ -210,6 +231,11 @@ struct ServerCallbacks {
       Request req;
       readRequest(pdu, query, req);
       req.peer = &se.peer;
+      // Paths under a prefix route (/rd/{id}, /nodes/{id}/...) reach libcoap's handler for
+      // unknown resources; dispatch them here, behind the same filter.
+      if (entry == self->unknown_.get()) {
+        if (Server::ResourceEntry* routed = self->prefixRouteFor(req.path)) entry = routed;
+      }
       const auto count = [self, &req](Code code) {
         const auto m = static_cast<std::size_t>(req.method) - 1;
         if (m < kMethodCount) ++self->stats_.requests[m][static_cast<std::size_t>(classOf(code))];
@@ -230,6 +256,7 @@ struct ServerCallbacks {
       count(res.code);
       writeResponseCode(res, response);
       if (res.code == Code::none) return;  // nothing is sent for a NON (libcoap drops 0.00)
+      addLocationPath(res.location_path, response);
       if (res.payload.empty() && !res.content_format) {
         if (res.max_age) {
           std::array<std::uint8_t, 4> buf{};
@@ -373,7 +400,7 @@ void Server::addBuiltinResources() {
   unknown_ = std::make_unique<ResourceEntry>();
   unknown_->spec.methods.assign(kAllMethods.begin(), kAllMethods.end());
   unknown_->spec.handler = [](const Request&) {
-    return Response{Code::not_found, std::nullopt, std::nullopt, {}};
+    return Response{Code::not_found, std::nullopt, std::nullopt, {}, {}};
   };
   coap_resource_t* r = coap_resource_unknown_init2(&ServerCallbacks::request, 0);
   if (r == nullptr) throw StartupError("libcoap: cannot create the handler for unknown resources");
@@ -392,15 +419,15 @@ Response Server::wellKnownCore(const Request& request) {
   std::array<unsigned char, 4> probe{};
   size_t total = 0;
   if (coap_print_wellknown(context_.get(), probe.data(), &total, UINT_MAX, filter_ptr) & COAP_PRINT_STATUS_ERROR) {
-    return Response{Code::internal_error, std::nullopt, std::nullopt, {}};
+    return Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}};
   }
-  Response res{Code::content, content_format::link_format, std::nullopt, std::string(total, '\0')};
+  Response res{Code::content, content_format::link_format, std::nullopt, std::string(total, '\0'), {}};
   size_t written = total;
   if (total > 0) {
     if (coap_print_wellknown(context_.get(), reinterpret_cast<unsigned char*>(res.payload.data()), &written, 0,
                              filter_ptr) &
         COAP_PRINT_STATUS_ERROR) {
-      return Response{Code::internal_error, std::nullopt, std::nullopt, {}};
+      return Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}};
     }
   }
   res.payload.resize(std::min(written, total));
@@ -428,6 +455,21 @@ void Server::addResource(ResourceSpec spec) {
   coap_resource_set_userdata(r, entry.get());
   coap_add_resource(context_.get(), r);
   resources_.push_back(std::move(entry));
+}
+
+void Server::addPrefixRoute(ResourceSpec spec) {
+  auto entry = std::make_unique<ResourceEntry>();
+  entry->spec = std::move(spec);
+  while (!entry->spec.path.empty() && entry->spec.path.back() == '/') entry->spec.path.pop_back();
+  prefix_routes_.push_back(std::move(entry));
+}
+
+Server::ResourceEntry* Server::prefixRouteFor(std::string_view path) const {
+  for (const auto& r : prefix_routes_) {
+    const std::string& p = r->spec.path;
+    if (path.size() > p.size() + 1 && path.compare(0, p.size(), p) == 0 && path[p.size()] == '/') return r.get();
+  }
+  return nullptr;
 }
 
 }  // namespace coap_edge::coap

@@ -166,6 +166,7 @@ LoadResult parseUnguarded(std::string_view text, const std::filesystem::path& so
   ctx.config.file = source;
   applyRoot(ctx, root);
   finishDownstream(ctx, root.get_as<toml::table>("downstream"));
+  finishDiscovery(ctx, root.get_as<toml::table>("discovery"));
   finishAcl(ctx);
   finishLimits(ctx);
   if (auto error = ctx.firstError()) return {std::nullopt, std::move(*error)};

@@ -65,6 +65,27 @@ struct DownstreamSection {
   [[nodiscard]] bool x509() const { return certificate.has_value(); }
 };
 
+/// [discovery]: how nodes are found. Without the section nothing is probed or browsed; the
+/// Resource Directory is still served (nodes that register themselves need nothing else).
+struct DiscoverySection {
+  /// [discovery] interfaces: where to probe multicast and browse mDNS ("eth0", "wpan0").
+  std::vector<Located<std::string>> interfaces;
+  bool multicast = true;  ///< [discovery] multicast: GET /.well-known/core to All-CoAP-Nodes
+  bool dns_sd = true;     ///< [discovery] dns_sd: browse _coap._udp/_coaps._udp, publish the gateway
+  std::chrono::milliseconds interval{std::chrono::seconds(60)};  ///< [discovery] interval, 1s..1d
+  /// [discovery] leisure: how long answers to one multicast probe are gathered (RFC 7252 §8.2).
+  std::chrono::milliseconds leisure{std::chrono::seconds(5)};
+  /// [discovery] rt: only nodes with a resource of this type answer the probe (?rt=...).
+  std::optional<std::string> rt;
+  /// [discovery] node_ttl: a node found by multicast that stops answering is dropped after
+  /// this; default 3 × interval.
+  std::optional<std::chrono::milliseconds> node_ttl;
+  bool publish = true;  ///< [discovery] publish: announce the gateway as _coaps._udp (with dns_sd)
+  bool resource_directory = true;  ///< [discovery] resource_directory: serve /rd (RFC 9176)
+  std::uint32_t max_nodes = 1024;  ///< [discovery] max_nodes, 1..100000
+  [[nodiscard]] std::chrono::milliseconds nodeTtl() const { return node_ttl.value_or(3 * interval); }
+};
+
 /// [[limits.override]]: a different per_identity rate for an identity (or glob) or a group.
 struct LimitOverride {
   std::string label;  ///< for logs: `identity "x"` or `group "g"`
@@ -92,6 +113,7 @@ struct Config {
   std::filesystem::path file;  ///< the file this was read from (as given)
   AgentSection agent;
   DownstreamSection downstream;
+  DiscoverySection discovery;
   LimitsSection limits;
   /// [[acl]] entries and [groups], compiled (policy/acl.h). Without entries: the built-in
   /// rules only (GET /.well-known/core for everyone, a device's own /nodes/X/** and RD

@@ -138,6 +138,8 @@ struct SectionSpec {
 /// Checks that need the whole [downstream] section (companions, listen defaults, overlaps).
 /// `table` is null when the section is absent.
 void finishDownstream(Context& ctx, const toml::table* table);
+/// Checks that combine [discovery] keys (interfaces needed, leisure < interval < node_ttl).
+void finishDiscovery(Context& ctx, const toml::table* table);
 
 // ---- rate limits (limits.cpp) ----
 

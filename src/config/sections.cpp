@@ -93,6 +93,99 @@ void downstreamIdleTimeout(Context& ctx, const toml::node& value) {
   }
 }
 
+// ---- [discovery] ----
+
+bool validInterfaceName(std::string_view name) {
+  constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
+  return !name.empty() && name.size() <= kMaxInterfaceName && name != "." && name != ".." &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return c > ' ' && c < 0x7f && c != '/' && c != ':' && c != '%';
+         });
+}
+
+void discoveryInterfaces(Context& ctx, const toml::node& value) {
+  const auto* array = value.as_array();
+  if (array == nullptr) {
+    ctx.fail(value, fmt::format(R"([discovery] interfaces must be an array of interface names like ["eth0"], not {})",
+                                describeType(value)));
+    return;
+  }
+  std::vector<Located<std::string>> names;
+  for (const auto& item : *array) {
+    auto name = readString(ctx, item, "[discovery] interfaces entry", R"(like "eth0")");
+    if (!name) return;
+    if (!validInterfaceName(*name)) {
+      ctx.fail(item, fmt::format("[discovery] interfaces: {} is not a network interface name (1 to 15 characters, "
+                                 "no '/', ':', '%' or spaces)",
+                                 quoteText(*name)));
+      return;
+    }
+    for (const auto& seen : names) {
+      if (seen.value == *name) {
+        ctx.fail(item, fmt::format("[discovery] interfaces: {} is listed twice", quoteText(*name)));
+        return;
+      }
+    }
+    names.push_back({std::move(*name), positionOf(item.source())});
+  }
+  ctx.config.discovery.interfaces = std::move(names);
+}
+
+void discoveryMulticast(Context& ctx, const toml::node& value) {
+  if (const auto on = readBool(ctx, value, "[discovery] multicast")) ctx.config.discovery.multicast = *on;
+}
+
+void discoveryDnsSd(Context& ctx, const toml::node& value) {
+  if (const auto on = readBool(ctx, value, "[discovery] dns_sd")) ctx.config.discovery.dns_sd = *on;
+}
+
+void discoveryPublish(Context& ctx, const toml::node& value) {
+  if (const auto on = readBool(ctx, value, "[discovery] publish")) ctx.config.discovery.publish = *on;
+}
+
+void discoveryResourceDirectory(Context& ctx, const toml::node& value) {
+  if (const auto on = readBool(ctx, value, "[discovery] resource_directory")) {
+    ctx.config.discovery.resource_directory = *on;
+  }
+}
+
+void discoveryInterval(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto d = readDuration(ctx, value, "[discovery] interval", 1s, 24h)) ctx.config.discovery.interval = *d;
+}
+
+void discoveryLeisure(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto d = readDuration(ctx, value, "[discovery] leisure", 100ms, 60s)) ctx.config.discovery.leisure = *d;
+}
+
+void discoveryNodeTtl(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto d = readDuration(ctx, value, "[discovery] node_ttl", 1s, 7 * 24h)) ctx.config.discovery.node_ttl = *d;
+}
+
+void discoveryRt(Context& ctx, const toml::node& value) {
+  auto rt = readString(ctx, value, "[discovery] rt", R"(like "temperature")");
+  if (!rt) return;
+  constexpr std::size_t kMaxRt = 63;
+  const bool ok = !rt->empty() && rt->size() <= kMaxRt && std::all_of(rt->begin(), rt->end(), [](char c) {
+    return c > ' ' && c < 0x7f && c != '&' && c != '"' && c != '\\';
+  });
+  if (!ok) {
+    ctx.fail(value, fmt::format("[discovery] rt must be one resource type (1 to 63 printable characters, no spaces, "
+                                "'&', '\"' or '\\'), not {}",
+                                quoteText(*rt)));
+    return;
+  }
+  ctx.config.discovery.rt = std::move(*rt);
+}
+
+void discoveryMaxNodes(Context& ctx, const toml::node& value) {
+  if (const auto n = readInteger(ctx, value, "[discovery] max_nodes", 1, 100000)) {
+    ctx.config.discovery.max_nodes = static_cast<std::uint32_t>(*n);
+  }
+}
+
 // ---- [limits] ----
 
 void limitsMaxSessions(Context& ctx, const toml::node& value) {
@@ -135,6 +228,19 @@ constexpr std::array<KeySpec, 7> kDownstreamKeys{{
     {"idle_timeout", &downstreamIdleTimeout},
 }};
 
+constexpr std::array<KeySpec, 10> kDiscoveryKeys{{
+    {"interfaces", &discoveryInterfaces},
+    {"multicast", &discoveryMulticast},
+    {"dns_sd", &discoveryDnsSd},
+    {"interval", &discoveryInterval},
+    {"leisure", &discoveryLeisure},
+    {"rt", &discoveryRt},
+    {"node_ttl", &discoveryNodeTtl},
+    {"publish", &discoveryPublish},
+    {"resource_directory", &discoveryResourceDirectory},
+    {"max_nodes", &discoveryMaxNodes},
+}};
+
 constexpr std::array<KeySpec, 5> kLimitsKeys{{
     {"max_sessions", &limitsMaxSessions},
     {"max_handshakes", &limitsMaxHandshakes},
@@ -145,15 +251,16 @@ constexpr std::array<KeySpec, 5> kLimitsKeys{{
 // per_node protects a node behind the relay, which this version does not have yet.
 constexpr std::array<std::string_view, 1> kLimitsPlanned{"per_node"};
 
-constexpr std::array<SectionSpec, 5> kSections{{
+constexpr std::array<SectionSpec, 6> kSections{{
     {"agent", kAgentKeys, {}, nullptr},
     {"downstream", kDownstreamKeys, {}, nullptr},
+    {"discovery", kDiscoveryKeys, {}, nullptr},
     {"limits", kLimitsKeys, kLimitsPlanned, nullptr},
     {"acl", {}, {}, &applyAcl},
     {"groups", {}, {}, &applyGroups},
 }};
 
-constexpr std::array<std::string_view, 2> kPlannedSections{"discovery", "upstream"};
+constexpr std::array<std::string_view, 1> kPlannedSections{"upstream"};
 
 // Same family and port, and one of them the wildcard (or both equal): binding both fails.
 bool overlaps(const SocketAddress& a, const SocketAddress& b) {
@@ -211,6 +318,30 @@ void finishDownstream(Context& ctx, const toml::table* table) {
                                         quoteText(plain.value.text), origin));
       return;
     }
+  }
+}
+
+void finishDiscovery(Context& ctx, const toml::table* table) {
+  if (table == nullptr || !ctx.errors.empty()) return;
+  const auto& d = ctx.config.discovery;
+  // Without interfaces nothing is probed or browsed; only asking for it explicitly is an error.
+  const bool asked = (table->contains("multicast") && d.multicast) || (table->contains("dns_sd") && d.dns_sd);
+  if (d.interfaces.empty() && asked) {
+    ctx.fail(*table, "[discovery] interfaces is empty or missing: list the interfaces to probe and browse "
+                     R"((interfaces = ["eth0"]), or remove multicast and dns_sd)");
+    return;
+  }
+  if (d.leisure >= d.interval) {
+    const auto* at = table->get("leisure");
+    ctx.fail(at != nullptr ? *at : static_cast<const toml::node&>(*table),
+             fmt::format("[discovery] leisure ({}) must be shorter than interval ({})", formatDuration(d.leisure),
+                         formatDuration(d.interval)));
+    return;
+  }
+  if (d.node_ttl && *d.node_ttl <= d.interval) {
+    ctx.fail(*table->get("node_ttl"), fmt::format("[discovery] node_ttl ({}) must be longer than interval ({}), or "
+                                                  "every node would vanish between two probes",
+                                                  formatDuration(*d.node_ttl), formatDuration(d.interval)));
   }
 }
 

@@ -249,12 +249,62 @@ TEST(configErrors, PlannedSectionsAreRefusedNotIgnored) {
   EXPECT_EQ(errorOf(text), "x.toml:12:1: [upstream] is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("\nupstream = \"coaps://x\"\n"),
             "x.toml:2:1: [upstream] is not supported by this version of coap-edge yet; remove it");
-  EXPECT_EQ(errorOf("[discovery]\nmulticast = true\n"),
-            "x.toml:1:1: [discovery] is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[limits]\nmax_sessions = 5\nper_node = { rate = 2.0, burst = 4 }\n"),
             "x.toml:3:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
   EXPECT_EQ(errorOf("[limits]\nper_node.rate = 2.0\n"),
             "x.toml:2:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
+}
+
+TEST(configDiscovery, DefaultsWithoutTheSection) {
+  const Config c = parseOk("[agent]\nname = \"gw\"\n");
+  EXPECT_TRUE(c.discovery.interfaces.empty());
+  EXPECT_TRUE(c.discovery.resource_directory);
+  EXPECT_EQ(c.discovery.interval, std::chrono::seconds(60));
+  EXPECT_EQ(c.discovery.nodeTtl(), std::chrono::seconds(180));
+  EXPECT_EQ(c.discovery.max_nodes, 1024U);
+}
+
+TEST(configDiscovery, EveryKey) {
+  const Config c = parseOk(
+      "[discovery]\ninterfaces = [\"eth0\", \"wpan0\"]\nmulticast = true\ndns_sd = false\ninterval = \"10s\"\n"
+      "leisure = \"2s\"\nrt = \"temperature\"\nnode_ttl = \"25s\"\npublish = false\nresource_directory = false\n"
+      "max_nodes = 200\n");
+  ASSERT_EQ(c.discovery.interfaces.size(), 2U);
+  EXPECT_EQ(c.discovery.interfaces[1].value, "wpan0");
+  EXPECT_EQ(c.discovery.interfaces[1].where.line, 2U);
+  EXPECT_FALSE(c.discovery.dns_sd);
+  EXPECT_EQ(c.discovery.leisure, std::chrono::seconds(2));
+  EXPECT_EQ(c.discovery.rt, "temperature");
+  EXPECT_EQ(c.discovery.nodeTtl(), std::chrono::seconds(25));
+  EXPECT_FALSE(c.discovery.publish);
+  EXPECT_FALSE(c.discovery.resource_directory);
+  EXPECT_EQ(c.discovery.max_nodes, 200U);
+}
+
+TEST(configDiscovery, ErrorsNameTheValue) {
+  EXPECT_EQ(errorOf("[discovery]\nmulticast = true\n"),
+            "x.toml:1:1: [discovery] interfaces is empty or missing: list the interfaces to probe and browse "
+            "(interfaces = [\"eth0\"]), or remove multicast and dns_sd");
+  EXPECT_EQ(parseOk("[discovery]\nmulticast = false\ndns_sd = false\n").discovery.interfaces.size(), 0U);
+  EXPECT_EQ(parseOk("[discovery]\ninterval = \"30s\"\n").discovery.interfaces.size(), 0U);
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\", \"a/b\"]\n"),
+            "x.toml:2:23: [discovery] interfaces: \"a/b\" is not a network interface name (1 to 15 characters, no "
+            "'/', ':', '%' or spaces)");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\", \"eth0\"]\n"),
+            "x.toml:2:23: [discovery] interfaces: \"eth0\" is listed twice");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = \"eth0\"\n"),
+            "x.toml:2:14: [discovery] interfaces must be an array of interface names like [\"eth0\"], not a string");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\"]\ninterval = \"5s\"\nleisure = \"5s\"\n"),
+            "x.toml:4:11: [discovery] leisure (5s) must be shorter than interval (5s)");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\"]\ninterval = \"10s\"\nnode_ttl = \"10s\"\n"),
+            "x.toml:4:12: [discovery] node_ttl (10s) must be longer than interval (10s), or every node would vanish "
+            "between two probes");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\"]\nrt = \"a b\"\n"),
+            "x.toml:3:6: [discovery] rt must be one resource type (1 to 63 printable characters, no spaces, '&', '\"' "
+            "or '\\'), not \"a b\"");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\"]\nmax_nodes = 0\n").substr(0, 13), "x.toml:3:13: ");
+  EXPECT_EQ(errorOf("[discovery]\ninterfaces = [\"eth0\"]\nprobe = true\n").substr(0, 36),
+            "x.toml:3:1: unknown key 'probe' in [");
 }
 
 TEST(configLimits, RatesAndDefaults) {
@@ -726,7 +776,9 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
   }
   for (const char* key : {"name", "state_dir", "log_level", "listen", "plain_listen", "certificate", "private_key",
                           "ca", "psk", "idle_timeout", "max_sessions", "max_handshakes", "metrics_file",
-                          "metrics_interval", "per_identity", "handshakes_per_address"}) {
+                          "metrics_interval", "per_identity", "handshakes_per_address", "interfaces", "multicast",
+                          "dns_sd", "interval", "leisure", "node_ttl", "publish", "resource_directory",
+                          "max_nodes"}) {
     EXPECT_TRUE(std::regex_search(text, std::regex(std::string("(^|\n)") + key + " = "))) << key << " not shown";
   }
   auto result = parse(text, kShipped);
@@ -742,6 +794,11 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
   EXPECT_EQ(config.limits.max_handshakes, defaults.limits.max_handshakes);
   EXPECT_EQ(config.agent.metrics_interval, defaults.agent.metrics_interval);
   EXPECT_EQ(config.limits.per_identity, (policy::RateSpec{20.0, 40}));  // on in the shipped file
+  EXPECT_EQ(config.discovery.interval, defaults.discovery.interval);
+  EXPECT_EQ(config.discovery.leisure, defaults.discovery.leisure);
+  EXPECT_EQ(config.discovery.max_nodes, defaults.discovery.max_nodes);
+  EXPECT_EQ(config.discovery.nodeTtl(), defaults.discovery.nodeTtl());
+  ASSERT_EQ(config.discovery.interfaces.size(), 1U);  // an example: none until the operator lists them
   ASSERT_EQ(config.downstream.listen.size(), 2U);
   EXPECT_EQ(config.downstream.listen[0].value.text, "0.0.0.0:5684");
   EXPECT_EQ(config.downstream.listen[1].value.text, "[::]:5684");

@@ -1,0 +1,292 @@
+// The agent as a CoAP client on the server's own context: requests to nodes (fetching
+// /.well-known/core after discovery, RD simple registration). libcoap does retransmission and
+// block-wise reassembly; this file matches responses to requests by token, bounds every exchange
+// in time, and hands results back from process(), outside libcoap's callbacks.
+
+#include "coap/server.h"
+
+#include "common/log.h"
+
+#include <coap3/coap.h>
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace coap_edge::coap {
+namespace {
+
+constexpr std::string_view kLogTag = "coap";
+// A node's client session is kept this long after its last request, for the next one.
+constexpr std::chrono::seconds kClientSessionIdle{30};
+// Retransmissions of one CON request before libcoap gives up (RFC 7252 default: 4).
+constexpr std::uint8_t kMaxRetransmit = 3;
+
+std::string tokenOf(const coap_pdu_t* pdu) {
+  const coap_bin_const_t token = coap_pdu_get_token(pdu);
+  return std::string(reinterpret_cast<const char*>(token.s), token.length);
+}
+
+Code codeOf(const coap_pdu_t* pdu) {
+  const unsigned raw = coap_pdu_get_code(pdu);
+  return static_cast<Code>((raw >> 5) * 100 + (raw & 0x1f));
+}
+
+std::optional<std::uint32_t> uintOption(const coap_pdu_t* pdu, coap_option_num_t number, unsigned max_len) {
+  coap_opt_iterator_t it;
+  const coap_opt_t* opt = coap_check_option(pdu, number, &it);
+  if (opt == nullptr || coap_opt_length(opt) > max_len) return std::nullopt;
+  return coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
+}
+
+coap_pdu_code_t requestCode(Method m) {
+  switch (m) {
+    case Method::get:
+      return COAP_REQUEST_CODE_GET;
+    case Method::post:
+      return COAP_REQUEST_CODE_POST;
+    case Method::put:
+      return COAP_REQUEST_CODE_PUT;
+    case Method::del:
+      return COAP_REQUEST_CODE_DELETE;
+    case Method::fetch:
+      return COAP_REQUEST_CODE_FETCH;
+    case Method::patch:
+      return COAP_REQUEST_CODE_PATCH;
+    case Method::ipatch:
+      return COAP_REQUEST_CODE_IPATCH;
+  }
+  return COAP_REQUEST_CODE_GET;
+}
+
+// Numeric host (IPv6 link-local scope "%eth0" included) and port into libcoap's address.
+bool resolveNumeric(const std::string& host, std::uint16_t port, coap_address_t& out) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return false;
+  coap_address_init(&out);
+  const bool ok = res->ai_addrlen <= sizeof(out.addr);
+  if (ok) {
+    std::memcpy(&out.addr, res->ai_addr, res->ai_addrlen);
+    out.size = res->ai_addrlen;
+    coap_address_set_port(&out, port);
+  }
+  freeaddrinfo(res);
+  return ok;
+}
+
+void addSegments(coap_pdu_t* pdu, coap_option_num_t number, std::string_view text, char separator) {
+  while (!text.empty()) {
+    const std::size_t cut = text.find(separator);
+    const std::string_view part = text.substr(0, cut);
+    if (!part.empty() || number == COAP_OPTION_URI_PATH) {
+      coap_add_option(pdu, number, part.size(), reinterpret_cast<const uint8_t*>(part.data()));
+    }
+    if (cut == std::string_view::npos) break;
+    text.remove_prefix(cut + 1);
+  }
+}
+
+}  // namespace
+
+struct ClientCallbacks {
+  static Server* serverOf(const coap_session_t* session) {
+    return static_cast<Server*>(coap_context_get_app_data(coap_session_get_context(session)));
+  }
+
+  static std::size_t find(Server& self, const coap_session_t* session, const std::string& token) {
+    for (std::size_t i = 0; i < self.pending_requests_.size(); ++i) {
+      const auto& p = self.pending_requests_[i];
+      if (p.session == session && p.token == token) return i;
+    }
+    return self.pending_requests_.size();
+  }
+
+  static coap_response_t response(coap_session_t* session, const coap_pdu_t* /*sent*/, const coap_pdu_t* received,
+                                  const coap_mid_t /*mid*/) noexcept {
+    try {
+      Server* self = serverOf(session);
+      if (self == nullptr) return COAP_RESPONSE_OK;
+      const std::size_t i = find(*self, session, tokenOf(received));
+      // Not ours (late, after a timeout, or unsolicited): acknowledge and drop it.
+      if (i == self->pending_requests_.size()) return COAP_RESPONSE_OK;
+      ClientResult result;
+      result.outcome = ClientOutcome::response;
+      result.response.code = codeOf(received);
+      if (auto cf = uintOption(received, COAP_OPTION_CONTENT_FORMAT, 2)) {
+        result.response.content_format = static_cast<std::uint16_t>(*cf);
+      }
+      result.response.max_age = uintOption(received, COAP_OPTION_MAXAGE, 4);
+      size_t len = 0;
+      const uint8_t* data = nullptr;
+      size_t offset = 0;
+      size_t total = 0;
+      if (coap_get_data_large(received, &len, &data, &offset, &total) != 0 && data != nullptr) {
+        result.response.payload.assign(reinterpret_cast<const char*>(data), len);
+      }
+      self->completeRequest(i, std::move(result));
+    } catch (...) {
+      // Out of memory building the result: the request times out instead.
+    }
+    return COAP_RESPONSE_OK;
+  }
+
+  static void nack(coap_session_t* session, const coap_pdu_t* sent, const coap_nack_reason_t reason,
+                   const coap_mid_t /*mid*/) noexcept {
+    try {
+      Server* self = serverOf(session);
+      if (self == nullptr || sent == nullptr || coap_session_get_type(session) != COAP_SESSION_TYPE_CLIENT) return;
+      const std::size_t i = find(*self, session, tokenOf(sent));
+      if (i == self->pending_requests_.size()) return;
+      ClientResult result;
+      switch (reason) {
+        case COAP_NACK_TOO_MANY_RETRIES:
+          result.outcome = ClientOutcome::timeout;
+          result.error = "no answer";
+          break;
+        case COAP_NACK_RST:
+          result.outcome = ClientOutcome::reset;
+          result.error = "reset by the peer";
+          break;
+        default:
+          result.outcome = ClientOutcome::failed;
+          result.error = "not deliverable";
+          break;
+      }
+      self->completeRequest(i, std::move(result));
+    } catch (...) {
+      // The request then ends by its deadline.
+    }
+  }
+};
+
+void Server::installClientCallbacks() {
+  coap_register_response_handler(context_.get(), &ClientCallbacks::response);
+  coap_register_nack_handler(context_.get(), &ClientCallbacks::nack);
+}
+
+coap_session_t* Server::clientSessionFor(const OutgoingRequest& request, std::string& error) {
+  const std::string key = request.host + "|" + std::to_string(request.port);
+  if (auto it = client_sessions_.find(key); it != client_sessions_.end()) {
+    it->second.last_used = std::chrono::steady_clock::now();
+    return it->second.session;
+  }
+  coap_address_t dst;
+  if (!resolveNumeric(request.host, request.port, dst)) {
+    error = "not a numeric address: " + request.host;
+    return nullptr;
+  }
+  coap_session_t* session = coap_new_client_session(context_.get(), nullptr, &dst, COAP_PROTO_UDP);
+  if (session == nullptr) {
+    error = "cannot open a client session to " + request.host;
+    return nullptr;
+  }
+  coap_session_set_max_retransmit(session, kMaxRetransmit);
+  client_sessions_.emplace(key, ClientSession{session, std::chrono::steady_clock::now()});
+  return session;
+}
+
+void Server::request(const OutgoingRequest& request, ResponseCallback done) {
+  ++client_stats_.sent;
+  std::string error;
+  coap_session_t* session = clientSessionFor(request, error);
+  coap_pdu_t* pdu = nullptr;
+  std::array<uint8_t, 8> token{};
+  size_t token_len = 0;
+  if (session != nullptr) {
+    pdu = coap_new_pdu(COAP_MESSAGE_CON, requestCode(request.method), session);
+    if (pdu == nullptr) error = "cannot build the request";
+  }
+  if (pdu != nullptr) {
+    coap_session_new_token(session, &token_len, token.data());
+    coap_add_token(pdu, token_len, token.data());
+    addSegments(pdu, COAP_OPTION_URI_PATH, request.path, '/');
+    if (request.content_format) {
+      std::array<uint8_t, 4> buf{};
+      const unsigned n = coap_encode_var_safe(buf.data(), buf.size(), *request.content_format);
+      coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, buf.data());
+    }
+    addSegments(pdu, COAP_OPTION_URI_QUERY, request.query, '&');
+    if (!request.payload.empty()) {
+      // libcoap sends it block-wise (Block1) if it does not fit; it copies the data.
+      coap_add_data_large_request(session, pdu, request.payload.size(),
+                                  reinterpret_cast<const uint8_t*>(request.payload.data()), nullptr, nullptr);
+    }
+  }
+  if (pdu == nullptr || coap_send(session, pdu) == COAP_INVALID_MID) {
+    if (error.empty()) error = "cannot send the request";
+    ClientResult result;
+    result.outcome = ClientOutcome::failed;
+    result.error = std::move(error);
+    ++client_stats_.failed;
+    finished_requests_.emplace_back(std::move(done), std::move(result));
+    return;
+  }
+  pending_requests_.push_back({std::string(reinterpret_cast<const char*>(token.data()), token_len), session,
+                               std::chrono::steady_clock::now() + request.timeout, std::move(done)});
+  client_stats_.in_flight = pending_requests_.size();
+}
+
+void Server::completeRequest(std::size_t index, ClientResult result) {
+  PendingRequest p = std::move(pending_requests_[index]);
+  pending_requests_.erase(pending_requests_.begin() + static_cast<std::ptrdiff_t>(index));
+  client_stats_.in_flight = pending_requests_.size();
+  if (result.outcome == ClientOutcome::response) {
+    ++client_stats_.answered;
+  } else if (result.outcome == ClientOutcome::timeout) {
+    ++client_stats_.timed_out;
+  } else {
+    ++client_stats_.failed;
+  }
+  finished_requests_.emplace_back(std::move(p.done), std::move(result));
+}
+
+void Server::serviceClient() {
+  const auto now = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < pending_requests_.size();) {
+    if (pending_requests_[i].deadline <= now) {
+      ClientResult result;
+      result.outcome = ClientOutcome::timeout;
+      result.error = "no answer in time";
+      completeRequest(i, std::move(result));
+    } else {
+      ++i;
+    }
+  }
+  // Callbacks may send new requests: take the list first.
+  std::vector<std::pair<ResponseCallback, ClientResult>> done;
+  done.swap(finished_requests_);
+  for (auto& [callback, result] : done) {
+    try {
+      if (callback) callback(result);
+    } catch (const std::exception& e) {
+      CE_LOG_ERROR("client request callback failed: {}", e.what());
+    }
+  }
+  for (auto it = client_sessions_.begin(); it != client_sessions_.end();) {
+    const bool busy = std::any_of(pending_requests_.begin(), pending_requests_.end(),
+                                  [&](const PendingRequest& p) { return p.session == it->second.session; });
+    if (!busy && now - it->second.last_used > kClientSessionIdle) {
+      coap_session_release(it->second.session);
+      it = client_sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Server::releaseClientSessions() {
+  pending_requests_.clear();
+  finished_requests_.clear();
+  for (auto& [key, s] : client_sessions_) coap_session_release(s.session);
+  client_sessions_.clear();
+}
+
+ClientStats Server::clientStats() const { return client_stats_; }
+
+}  // namespace coap_edge::coap
