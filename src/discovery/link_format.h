@@ -8,8 +8,12 @@
 //   Link            = link-value-list
 //   link-value-list = [ link-value *[ "," link-value ]]
 //   link-value      = "<" URI-Reference ">" *( ";" link-param )
-//   link-param      = parmname [ "=" ( ptoken / quoted-string ) ]
-// Whitespace (SP, HTAB, CR, LF) is tolerated around ',' ';' '=' as deployed nodes emit it.
+//   link-param      = parmname [ "*" ] [ "=" ( ptoken / quoted-string ) ]
+// Whitespace (SP, HTAB, CR, LF) is tolerated around ',' ';' '=' as deployed nodes emit it, and
+// before the first and after the last link.
+// The optional "*" is RFC 6690's ext-name-star ("title*=UTF-8'en'%E2%82%AC"), kept in the name.
+// The target is checked for URI-Reference characters and well-formed %XX escapes only (it is
+// kept raw); an "anchor" must have a value that passes the same check.
 
 #include <cstddef>
 #include <optional>
@@ -36,7 +40,8 @@ struct Link {
 
   /// The first value of `name`, if the attribute is present with a value.
   [[nodiscard]] std::optional<std::string_view> attribute(std::string_view name) const;
-  /// Every value of `name`; space-separated values (rt, if, rel) split into their words.
+  /// Every value of `name`; space-separated values (rt, if, rel, rev) split into their words.
+  /// `name` is compared ignoring case here and in attribute() and has().
   [[nodiscard]] std::vector<std::string_view> values(std::string_view name) const;
   /// True if `name` is present at all (with or without a value).
   [[nodiscard]] bool has(std::string_view name) const;
@@ -49,7 +54,8 @@ struct LinkFormatLimits {
   std::size_t max_links = 512;
   std::size_t max_attributes_per_link = 32;
   std::size_t max_target_bytes = 256;
-  std::size_t max_value_bytes = 256;
+  std::size_t max_value_bytes = 256;        ///< an attribute value, after unquoting
+  std::size_t max_name_bytes = 64;          ///< a parameter name
 };
 
 struct LinkFormatError {
