@@ -61,6 +61,7 @@ enum class Code : std::uint16_t {
   unsupported_content_format = 415,
   too_many_requests = 429,  ///< RFC 8516, with Max-Age = seconds until the client may retry
   internal_error = 500,
+  not_implemented = 501,
   bad_gateway = 502,
   service_unavailable = 503,
   gateway_timeout = 504,

@@ -108,6 +108,11 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
   CE_LOG_INFO("access control: {} rules in {} [[acl]] entries, everything else denied", config_.acl.ruleCount(),
               config_.acl.entries().size());
   registerResources();
+  try {
+    discovery_ = std::make_unique<DiscoveryService>(loop_, *server_, config_);
+  } catch (const discovery::ProbeError& e) {
+    throw StartupFailure(at(config_, config_.discovery.interfaces[e.interface_index].where, e.what()), kExConfig);
+  }
 
   loop_.watch(server_->fd(), [this] { server_->process(); });
   loop_.setTimeoutProvider([this] { return server_->nextTimeout(); });
@@ -146,6 +151,7 @@ StatusSnapshot Agent::snapshot() const {
   snap.acl_rules = access_.policy().ruleCount();
   snap.server = server_->stats();
   snap.limits = limits_.counts();
+  if (discovery_) snap.discovery = discovery_->status();
   return snap;
 }
 

@@ -8,6 +8,7 @@
 #include "daemon/access_filter.h"
 #include "daemon/control_socket.h"
 #include "daemon/credentials.h"
+#include "daemon/discovery_service.h"
 #include "daemon/event_loop.h"
 #include "daemon/rate_filter.h"
 #include "daemon/signals.h"
@@ -66,6 +67,7 @@ class Agent {
   EventLoop loop_;
   SignalFd signals_;
   std::unique_ptr<ControlSocket> control_;
+  std::unique_ptr<DiscoveryService> discovery_;  ///< after server_ and loop_: uses both
   std::uint64_t keystore_version_ = 0;
   std::chrono::steady_clock::time_point started_;
 };

@@ -72,6 +72,27 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_acl_decisions_total", R"(decision="unauthenticated")", s.acl.unauthenticated);
   w.family("coap_edge_acl_rules", "gauge", "Configured ACL rules in force.");
   w.sample("coap_edge_acl_rules", "", s.acl_rules);
+  const auto& d = s.discovery;
+  w.family("coap_edge_nodes", "gauge", "Known nodes by the source that sees them (a node may have several).");
+  w.sample("coap_edge_nodes", R"(source="multicast")", d.registry.by_source[0]);
+  w.sample("coap_edge_nodes", R"(source="dns_sd")", d.registry.by_source[1]);
+  w.sample("coap_edge_nodes", R"(source="rd")", d.registry.by_source[2]);
+  w.family("coap_edge_nodes_total", "gauge", "Known nodes.");
+  w.sample("coap_edge_nodes_total", "", d.registry.nodes);
+  w.family("coap_edge_registry_bytes", "gauge", "Estimated memory held by the node registry and the RD.");
+  w.sample("coap_edge_registry_bytes", R"(table="nodes")", d.registry.memory_bytes);
+  w.sample("coap_edge_registry_bytes", R"(table="rd")", d.rd_memory_bytes);
+  w.family("coap_edge_rd_registrations", "gauge", "Resource Directory registrations.");
+  w.sample("coap_edge_rd_registrations", "", d.rd_registrations);
+  w.family("coap_edge_discovery_total", "counter", "Discovery events.");
+  w.sample("coap_edge_discovery_total", R"(event="probe_sent")", d.probe.probes_sent);
+  w.sample("coap_edge_discovery_total", R"(event="probe_answer")", d.probe.answers);
+  w.sample("coap_edge_discovery_total", R"(event="malformed")", d.probe.malformed);
+  w.sample("coap_edge_discovery_total", R"(event="unexpected")", d.probe.unexpected);
+  w.sample("coap_edge_discovery_total", R"(event="node_refused_full")", d.registry.refused_full);
+  w.sample("coap_edge_discovery_total", R"(event="rd_refused")", d.rd_refused);
+  w.sample("coap_edge_discovery_total", R"(event="dns_sd_found")", d.dns_sd_found);
+  w.sample("coap_edge_discovery_total", R"(event="dns_sd_reconnect")", d.dns_sd_reconnects);
   return std::move(w.out);
 }
 

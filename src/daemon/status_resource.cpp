@@ -19,6 +19,8 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
     if (any) requests[std::string(coap::methodName(static_cast<coap::Method>(m + 1)))] = std::move(by_class);
   }
   const auto& l = s.limits;
+  const auto& d = s.discovery;
+  const auto& r = d.registry;
   return {
       {"agent", s.agent_name},
       {"version", COAP_EDGE_VERSION},
@@ -51,6 +53,30 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
                           {"buckets", l.identity_buckets}}},
         {"handshakes_per_address",
          {{"refused", l.handshakes_refused}, {"table_full", l.handshakes_table_full}, {"buckets", l.address_buckets}}}}},
+      {"nodes",
+       {{"count", r.nodes},
+        {"by_source", {{"multicast", r.by_source[0]}, {"dns_sd", r.by_source[1]}, {"rd", r.by_source[2]}}},
+        {"memory_bytes", r.memory_bytes},
+        {"appeared", r.appeared},
+        {"gone", r.gone},
+        {"refused_full", r.refused_full},
+        {"refused_invalid", r.refused_invalid},
+        {"resources_truncated", r.resources_truncated}}},
+      {"rd", {{"registrations", d.rd_registrations}, {"memory_bytes", d.rd_memory_bytes}, {"refused", d.rd_refused}}},
+      {"discovery",
+       {{"probe_rounds", d.probe.rounds},
+        {"probes_sent", d.probe.probes_sent},
+        {"probe_send_errors", d.probe.send_errors},
+        {"answers", d.probe.answers},
+        {"malformed", d.probe.malformed},
+        {"unexpected", d.probe.unexpected},
+        {"fetches", d.fetches},
+        {"fetch_failures", d.fetch_failures},
+        {"dns_sd", {{"state", d.dns_sd_state},
+                    {"found", d.dns_sd_found},
+                    {"lost", d.dns_sd_lost},
+                    {"reconnects", d.dns_sd_reconnects},
+                    {"published_as", d.published_as}}}}},
   };
 }
 

@@ -4,6 +4,7 @@
 
 #include "coap/message.h"
 #include "coap/server.h"
+#include "daemon/discovery_status.h"
 #include "daemon/rate_filter.h"
 #include "policy/acl.h"
 
@@ -22,6 +23,7 @@ struct StatusSnapshot {
   std::size_t acl_rules = 0;   ///< configured rules in force
   coap::ServerStats server;    ///< handshakes and requests since start
   LimitCounts limits;          ///< rate limiting since start
+  DiscoveryStatus discovery;   ///< node registry, RD, multicast probes, DNS-SD
 };
 
 /// The document served at /status (see statusJson for its shape).

@@ -1,0 +1,72 @@
+#pragma once
+// Discovery wired onto the agent: the node registry fed by the multicast prober, the Avahi
+// browser and the Resource Directory; /nodes, /rd, /rd/{ep}, /rd-lookup/ep and /rd-lookup/res on
+// the server; probe and expiry timers on the event loop. The parts themselves (discovery/) are
+// pure logic or own only their sockets; this class is the glue and the place that turns their
+// results into CoAP responses and registry sightings.
+
+#include "coap/server.h"
+#include "config/config.h"
+#include "daemon/discovery_status.h"
+#include "daemon/event_loop.h"
+#include "discovery/multicast_prober.h"
+#include "discovery/node_registry.h"
+#include "discovery/resource_directory.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace coap_edge::discovery {
+class DnsSd;
+}
+
+namespace coap_edge::daemon {
+
+class AvahiPollAdapter;
+
+class DiscoveryService {
+ public:
+  /// Opens the multicast sockets and connects to Avahi as configured, and adds the resources.
+  /// Throws StartupFailure-worthy std::runtime_error subclasses: discovery::ProbeError.
+  DiscoveryService(EventLoop& loop, coap::Server& server, const config::Config& config);
+  ~DiscoveryService();
+  DiscoveryService(const DiscoveryService&) = delete;
+  DiscoveryService& operator=(const DiscoveryService&) = delete;
+
+  [[nodiscard]] DiscoveryStatus status() const;
+  [[nodiscard]] discovery::NodeRegistry& registry() { return registry_; }
+
+ private:
+  void addResources(bool resource_directory);
+  void startMulticast(const config::DiscoverySection& d);
+  void startDnsSd(const config::Config& config);
+  void onProbeAnswer(const discovery::ProbeAnswer& answer);
+  void onDnsSdFound(const std::string& instance, const std::string& interface, const std::string& address,
+                    std::uint16_t port, bool secure);
+  /// GET /.well-known/core from a node and record what it lists as the sighting's resources.
+  void fetchResources(discovery::Sighting sighting);
+  void onRegistration(const discovery::Registration& registration, discovery::RdEvent event);
+  void expire();
+
+  [[nodiscard]] coap::Response rdRegister(const coap::Request& request);
+  [[nodiscard]] coap::Response rdResource(const coap::Request& request);
+  [[nodiscard]] coap::Response nodesList(const coap::Request& request) const;
+  /// GET /nodes/{id}: the node's resources as the gateway knows them, targets under /nodes/{id}.
+  [[nodiscard]] coap::Response nodeResources(const coap::Request& request) const;
+
+  EventLoop& loop_;
+  coap::Server& server_;
+  discovery::NodeRegistry registry_;
+  discovery::ResourceDirectory rd_;
+  std::unique_ptr<discovery::MulticastProber> prober_;
+  std::unique_ptr<AvahiPollAdapter> avahi_poll_;
+  std::unique_ptr<discovery::DnsSd> dns_sd_;
+  std::chrono::seconds node_ttl_;
+  std::uint64_t rd_refused_ = 0;
+  std::uint64_t fetches_ = 0;
+  std::uint64_t fetch_failures_ = 0;
+  std::vector<int> timers_;
+};
+
+}  // namespace coap_edge::daemon

@@ -1,0 +1,192 @@
+// Discovery against real nodes on a real (virtual) Ethernet segment: the agent in one network
+// namespace, coap-edge-simnode instances and Debian's coap-server-notls (an independent libcoap
+// node) in others, all on a bridge that floods multicast. The agent's /nodes and RD are read
+// with Debian's coap-client-gnutls over DTLS-PSK, as an operator would.
+
+#include "coap_clients.h"
+#include "harness.h"
+#include "netns_lab.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <memory>
+#include <regex>
+#include <thread>
+
+namespace coap_edge::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kTester = "tester";
+constexpr const char* kTesterKey = "tester-secret-key-1";
+constexpr const char* kRdNode = "node-rd";
+constexpr const char* kRdNodeKey = "node-rd-secret-key-1";
+
+class DiscoveryLab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!NetnsLab::available()) GTEST_SKIP() << NetnsLab::unavailableReason();
+    lab_ = std::make_unique<NetnsLab>();
+    lab_->addHost("gw");
+  }
+
+  // The agent in host "gw", probing eth0; `tester` may read /nodes, /status and the RD lookups.
+  void startAgent(const std::string& discovery) {
+    const std::string config =
+        "[agent]\nname = \"gw-lab\"\nstate_dir = \"" + (dir_ / "state").string() +
+        "\"\nlog_level = \"debug\"\n[downstream]\nlisten = [\"" + lab_->ipv4("gw") + ":5684\"]\n" + discovery +
+        "[[acl]]\nidentity = \"" + kTester + "\"\nallow = [\"GET /nodes\", \"GET /nodes/*\", \"GET /status\", "
+        "\"GET /rd-lookup/**\"]\n";
+    writeFile(dir_ / "agent.toml", config);
+    const std::string keys = std::string(kTester) + "," + hexOf(kTesterKey) + "\n" + kRdNode + "," + hexOf(kRdNodeKey) +
+                             "\nnode-other," + hexOf("node-other-secret-1") + "\n";
+    const auto imported = ctl(dir_ / "agent.toml", {"keys", "import", "-"}, keys);
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    agent_ = std::make_unique<AgentUnderTest>(dir_, config, std::map<std::string, std::string>{}, lab_->netns("gw"));
+    ASSERT_TRUE(agent_->ready()) << agent_->log();
+  }
+
+  // GET or another method on the agent over DTLS-PSK, from inside the gateway's namespace.
+  RunResult coaps(const std::vector<std::string>& args, const std::string& identity = kTester,
+                  const std::string& key = kTesterKey) {
+    std::vector<std::string> argv{"coap-client-gnutls", "-B", "5", "-u", identity, "-k", key};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(lab_->inHost("gw", argv), 20s);
+  }
+  std::string agentUri(const std::string& path) { return "coaps://" + lab_->ipv4("gw") + ":5684/" + path; }
+
+  // Polls /nodes until `pred` holds (bounded); the last body either way.
+  std::string waitForNodes(const std::function<bool(const std::string&)>& pred, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    std::string body;
+    for (int i = 0; i < 200 && std::chrono::steady_clock::now() < deadline; ++i) {
+      body = coaps({agentUri("nodes")}).out;
+      if (pred(body)) return body;
+      std::this_thread::sleep_for(1s);
+    }
+    return body;
+  }
+
+  std::unique_ptr<Child> simnode(const std::string& host, std::vector<std::string> extra) {
+    std::vector<std::string> argv{simnodeBinary(), "--name", host, "--join", "eth0", "--leisure", "1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return std::make_unique<Child>(lab_->inHost(host, argv), std::map<std::string, std::string>{},
+                                   (dir_ / (host + ".log")).string());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<NetnsLab> lab_;
+  std::unique_ptr<AgentUnderTest> agent_;
+};
+
+bool listsBase(const std::string& body, const std::string& host) {
+  return body.find("base=\"coap://" + host + ":5683\"") != std::string::npos ||
+         body.find("base=\"coap://[" + host + "]:5683\"") != std::string::npos;
+}
+
+TEST_F(DiscoveryLab, MulticastFindsSimnodesAndLibcoapServerOverIpv4AndIpv6ThenForgetsAStoppedOne) {
+  std::vector<std::unique_ptr<Child>> nodes;
+  for (const char* host : {"n1", "n2", "n3"}) {
+    lab_->addHost(host);
+    nodes.push_back(simnode(host, {}));
+  }
+  lab_->addHost("ref");
+  Child reference(lab_->inHost("ref", {"coap-server-notls", "-g", "224.0.1.187", "-G", "eth0"}), {},
+                  (dir_ / "ref.log").string());
+  std::this_thread::sleep_for(500ms);  // the nodes join their groups
+  // Probes every 6 s, answers gathered for 5 s (libcoap's leisure), TTL 15 s.
+  startAgent("[discovery]\ninterfaces = [\"eth0\"]\nmulticast = true\ninterval = \"6s\"\nleisure = \"5s\"\n"
+             "node_ttl = \"15s\"\ndns_sd = false\n");
+
+  // Two probe intervals (and the client's own time).
+  const std::string body = waitForNodes(
+      [&](const std::string& b) {
+        return listsBase(b, lab_->ipv4("n1")) && listsBase(b, lab_->ipv4("n2")) && listsBase(b, lab_->ipv4("n3")) &&
+               listsBase(b, lab_->ipv4("ref")) && listsBase(b, lab_->ipv6("n1")) && listsBase(b, lab_->ipv6("n2")) &&
+               listsBase(b, lab_->ipv6("n3"));
+      },
+      20s);
+  for (const char* host : {"n1", "n2", "n3", "ref"}) {
+    EXPECT_TRUE(listsBase(body, lab_->ipv4(host))) << host << " (IPv4) missing in /nodes:\n" << body << agent_->log();
+  }
+  for (const char* host : {"n1", "n2", "n3"}) {
+    EXPECT_TRUE(listsBase(body, lab_->ipv6(host))) << host << " (IPv6) missing in /nodes:\n" << body;
+  }
+  EXPECT_NE(body.find("src=\"multicast\""), std::string::npos) << body;
+
+  // With their resources: the node's own listing, as the gateway knows it.
+  const std::smatch id = [&] {
+    std::smatch m;
+    std::regex_search(body, m, std::regex("</nodes/([^>]+)>;[^,]*base=\"coap://" + lab_->ipv4("n1") + ":5683\""));
+    return m;
+  }();
+  ASSERT_FALSE(id.empty()) << body;
+  const auto resources = coaps({agentUri("nodes/" + id[1].str())});
+  EXPECT_NE(resources.out.find("sensors/temp"), std::string::npos) << resources.out << resources.err;
+  EXPECT_NE(resources.out.find("rt=\"temperature\""), std::string::npos) << resources.out;
+  EXPECT_NE(resources.out.find("big"), std::string::npos) << resources.out;
+
+  // A node that stops answering is gone after its TTL (15 s) plus one probe round.
+  nodes[2]->signal(SIGKILL);
+  const std::string after = waitForNodes(
+      [&](const std::string& b) { return !listsBase(b, lab_->ipv4("n3")) && listsBase(b, lab_->ipv4("n1")); }, 35s);
+  EXPECT_FALSE(listsBase(after, lab_->ipv4("n3"))) << after;
+  EXPECT_TRUE(listsBase(after, lab_->ipv4("n1"))) << after;
+
+  // Counted in /status.
+  const auto status = coaps({agentUri("status")});
+  EXPECT_NE(status.out.find("\"nodes\":{"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("\"probe_rounds\":"), std::string::npos) << status.out;
+}
+
+TEST_F(DiscoveryLab, NodeRegistersAtTheRdOverDtlsPskAndOnlyAsItself) {
+  lab_->addHost("n1");
+  startAgent("[discovery]\nresource_directory = true\n");
+  writeFile(dir_ / "rd.key", hexOf(kRdNodeKey) + "\n");
+  const std::string rd = "coaps://" + lab_->ipv4("gw") + ":5684";
+  auto node = simnode("n1", {"--rd", rd, "--psk-identity", kRdNode, "--psk-key-file", (dir_ / "rd.key").string(),
+                             "--lifetime", "10", "--name", kRdNode});
+  const std::string body = waitForNodes(
+      [](const std::string& b) { return b.find("</nodes/node-rd>") != std::string::npos; }, 20s);
+  EXPECT_NE(body.find("</nodes/node-rd>"), std::string::npos) << body << agent_->log();
+  EXPECT_NE(body.find("src=\"rd\""), std::string::npos) << body;
+  const auto res = coaps({agentUri("rd-lookup/res?rt=temperature")});
+  EXPECT_NE(res.out.find("/sensors/temp>"), std::string::npos) << res.out << res.err;
+  EXPECT_NE(res.out.find("anchor=\"coap"), std::string::npos) << res.out;
+  const auto eps = coaps({agentUri("rd-lookup/ep")});
+  EXPECT_NE(eps.out.find("ep=\"node-rd\""), std::string::npos) << eps.out;
+
+  // Another identity cannot register (or take over) endpoint node-rd.
+  writeFile(dir_ / "other.key", hexOf("node-other-secret-1") + "\n");
+  const auto other = run(lab_->inHost("n1", {simnodeBinary(), "--listen", "0.0.0.0:5699", "--rd", rd, "--psk-identity",
+                                             "node-other", "--psk-key-file", (dir_ / "other.key").string(),
+                                             "--rd-ep", kRdNode, "--lifetime", "10"}),
+                         20s);
+  EXPECT_NE(other.exit_code, 0) << other.err;
+  EXPECT_NE(other.err.find("4.03"), std::string::npos) << other.err;
+  const auto eps_after = coaps({agentUri("rd-lookup/ep")});
+  EXPECT_NE(eps_after.out.find("base=\"coap"), std::string::npos) << eps_after.out;
+
+  // Malformed registrations: 4.00 with a diagnostic, nothing changes.
+  const auto bad_links = coaps({"-m", "post", "-t", "40", "-e", "<broken", agentUri("rd?ep=node-other")},
+                               "node-other", "node-other-secret-1");
+  EXPECT_NE(bad_links.out.find("offset"), std::string::npos) << bad_links.out << bad_links.err;
+  const auto no_ep = coaps({"-m", "post", "-t", "40", "-e", "</a>", agentUri("rd")}, "node-other",
+                           "node-other-secret-1");
+  EXPECT_NE(no_ep.out.find("ep"), std::string::npos) << no_ep.out << no_ep.err;
+  writeFile(dir_ / "huge.txt", "</" + std::string(20000, 'a') + ">");
+  const auto huge = coaps({"-m", "post", "-t", "40", "-f", (dir_ / "huge.txt").string(), agentUri("rd?ep=node-other")},
+                          "node-other", "node-other-secret-1");
+  EXPECT_EQ(coaps({agentUri("rd-lookup/ep?ep=node-other")}).out.find("node-other"), std::string::npos);
+
+  // Killed without de-registering: the registration (lifetime 10 s) expires and the node goes.
+  node->signal(SIGKILL);
+  const std::string gone = waitForNodes(
+      [](const std::string& b) { return b.find("</nodes/node-rd>") == std::string::npos; }, 25s);
+  EXPECT_EQ(gone.find("</nodes/node-rd>"), std::string::npos) << gone;
+}
+
+}  // namespace
+}  // namespace coap_edge::test
