@@ -7,7 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -544,6 +548,96 @@ TEST(NodeRegistry, ASubscriberMayChangeTheRegistryItsEventsComeAfter) {
   ASSERT_TRUE(r.observe(multicast("192.0.2.95"), at(0)));
   EXPECT_EQ(seen, (Strings{"+192-0-2-95-5683", "-192-0-2-95-5683", "+learned"}));
   ASSERT_EQ(ids(r), Strings{"learned"});
+}
+
+// --- a replayed history ----------------------------------------------------------------------
+
+bool validId(const std::string& id) {
+  if (id.empty() || id.size() > kMaxNodeIdLength || id == "." || id == "..") return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+  });
+}
+
+// A subscriber that only knows the events must end up with exactly the registry's nodes, after
+// every step of a random history dense in merges, splits, renames, expiries and withdrawals
+// (fixed seed: a failure replays).
+TEST(NodeRegistry, EventsReplayToTheRegistrysContentsThroughARandomHistory) {
+  RegistryLimits limits;
+  limits.max_nodes = 12;
+  limits.max_sightings_per_node = 6;
+  NodeRegistry r(limits);
+  std::map<std::string, NodeRecord> shadow;
+  std::size_t bad_events = 0;
+  r.subscribe([&](NodeEvent e, const NodeRecord& n) {
+    const bool known = shadow.contains(n.id);
+    if (e == NodeEvent::appeared ? known : !known) ++bad_events;
+    if (e == NodeEvent::gone) shadow.erase(n.id);
+    else shadow[n.id] = n;
+  });
+  std::mt19937 rng(20240611);
+  const auto pick = [&rng](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  const Strings names{"lamp", "Lamp", "meter", "cam", "192-0-2-1-5683", "x"};
+  const Strings ifaces{"eth0", "wlan0"};
+  const auto host = [&]() {
+    const int h = pick(8);
+    return h < 6 ? "192.0.2." + std::to_string(h) : "fe80::" + std::to_string(h) + "%eth0";
+  };
+  int t = 0;
+  for (int step = 0; step < 3000; ++step) {
+    t += pick(20);
+    switch (pick(7)) {
+      case 0: case 1: {
+        std::vector<Link> res;
+        if (pick(2) == 0) res.push_back(link("/r" + std::to_string(pick(3))));
+        r.observe(multicast(host(), static_cast<std::uint16_t>(5683 + pick(2)), res, seconds(30 + pick(200))), at(t));
+        break;
+      }
+      case 2: case 3:
+        r.observe(mdns(names[static_cast<std::size_t>(pick(6))], host(), 5683, ifaces[static_cast<std::size_t>(pick(2))],
+                       seconds(50 + pick(400))),
+                  at(t));
+        break;
+      case 4: {
+        std::vector<Link> res{link("/reg" + std::to_string(pick(3)))};
+        r.observe(rd(names[static_cast<std::size_t>(pick(6))], host(), 5683, res, seconds(60 + pick(300))), at(t));
+        break;
+      }
+      case 5:
+        if (pick(2) == 0) r.withdraw(Source::dns_sd, names[static_cast<std::size_t>(pick(6))], "", at(t));
+        else r.withdraw(Source::rd, names[static_cast<std::size_t>(pick(6))], "", at(t));
+        break;
+      default:
+        r.expire(at(t));
+        break;
+    }
+    ASSERT_EQ(bad_events, 0U) << "step " << step;
+    const auto nodes = r.nodes();
+    ASSERT_EQ(nodes.size(), shadow.size()) << "step " << step;
+    ASSERT_LE(nodes.size(), limits.max_nodes);
+    std::set<std::pair<std::string, std::uint16_t>> endpoints;
+    for (const NodeRecord* n : nodes) {
+      ASSERT_TRUE(validId(n->id)) << n->id;
+      const auto it = shadow.find(n->id);
+      ASSERT_NE(it, shadow.end()) << "step " << step << " " << n->id;
+      EXPECT_EQ(it->second.addresses, n->addresses) << "step " << step << " " << n->id;
+      EXPECT_EQ(it->second.sources, n->sources) << "step " << step << " " << n->id;
+      EXPECT_EQ(it->second.resources, n->resources) << "step " << step << " " << n->id;
+      ASSERT_FALSE(n->addresses.empty());
+      ASSERT_NE(n->sources, 0U);
+      for (const auto& a : n->addresses) {
+        // One address, one node: otherwise the relay could not tell where a request goes.
+        ASSERT_TRUE(endpoints.emplace(a.host, a.port).second) << "step " << step << " " << a.host;
+      }
+    }
+  }
+  const auto st = r.stats();
+  EXPECT_GT(st.appeared, 100U);  // the history did exercise what it claims to
+  EXPECT_GT(st.gone, 100U);
+  EXPECT_GT(st.refused_full, 0U);
+  r.expire(at(t + 100000));
+  EXPECT_TRUE(shadow.empty());
+  EXPECT_EQ(r.stats().memory_bytes, 0U);
 }
 
 // --- /nodes ----------------------------------------------------------------------------------
