@@ -39,6 +39,9 @@ struct Request {
   std::optional<std::uint16_t> content_format;  ///< of the request's payload, if given
   std::vector<std::uint8_t> payload;
   const PeerIdentity* peer = nullptr;  ///< never null inside a handler
+  /// The session the request came on, opaque: lets a handler send a request back to the peer
+  /// over the same (DTLS) session (OutgoingRequest::over_session). Valid only inside the handler.
+  const void* session = nullptr;
 };
 
 /// CoAP response codes as class*100+detail (2.05 -> 205).

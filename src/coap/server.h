@@ -115,6 +115,9 @@ struct OutgoingRequest {
   std::string query;  ///< "rt=x&y=z"
   std::optional<std::uint16_t> content_format;
   std::string payload;
+  /// Request::session of a request being handled: send over that session (e.g. back to a node
+  /// that asked for simple registration, through its DTLS session) instead of host/port.
+  const void* over_session = nullptr;
   /// Bound on the whole exchange (block-wise transfers included); after it the callback gets
   /// ClientOutcome::timeout and a late answer is ignored.
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};

@@ -231,6 +231,7 @@ struct ServerCallbacks {
       Request req;
       readRequest(pdu, query, req);
       req.peer = &se.peer;
+      req.session = session;
       // Paths under a prefix route (/rd/{id}, /nodes/{id}/...) reach libcoap's handler for
       // unknown resources; dispatch them here, behind the same filter.
       if (entry == self->unknown_.get()) {

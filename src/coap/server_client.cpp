@@ -140,7 +140,7 @@ struct ClientCallbacks {
                    const coap_mid_t /*mid*/) noexcept {
     try {
       Server* self = serverOf(session);
-      if (self == nullptr || sent == nullptr || coap_session_get_type(session) != COAP_SESSION_TYPE_CLIENT) return;
+      if (self == nullptr || sent == nullptr) return;
       const std::size_t i = find(*self, session, tokenOf(sent));
       if (i == self->pending_requests_.size()) return;
       ClientResult result;
@@ -194,7 +194,10 @@ coap_session_t* Server::clientSessionFor(const OutgoingRequest& request, std::st
 void Server::request(const OutgoingRequest& request, ResponseCallback done) {
   ++client_stats_.sent;
   std::string error;
-  coap_session_t* session = clientSessionFor(request, error);
+  // Our handlers get a const view of the session; libcoap's send API wants it mutable.
+  coap_session_t* session = request.over_session != nullptr
+                                ? const_cast<coap_session_t*>(static_cast<const coap_session_t*>(request.over_session))
+                                : clientSessionFor(request, error);
   coap_pdu_t* pdu = nullptr;
   std::array<uint8_t, 8> token{};
   size_t token_len = 0;

@@ -153,6 +153,11 @@ void DiscoveryService::addResources(bool resource_directory) {
                        {coap::Method::post},
                        [this](const coap::Request& req) { return rdRegister(req); },
                        false});
+  server_.addResource({".well-known/rd",
+                       {},
+                       {coap::Method::post},
+                       [this](const coap::Request& req) { return rdSimpleRegister(req); },
+                       false});
   server_.addPrefixRoute({"rd", {}, {coap::Method::get, coap::Method::post, coap::Method::del},
                           [this](const coap::Request& req) { return rdResource(req); }, false});
   server_.addResource({"rd-lookup/ep",
@@ -222,6 +227,45 @@ coap::Response DiscoveryService::rdRegister(const coap::Request& request) {
                                           discovery::RdClock::now());
   if (reply.status != discovery::RdStatus::created && reply.status != discovery::RdStatus::changed) ++rd_refused_;
   return fromRd(reply);
+}
+
+coap::Response DiscoveryService::rdSimpleRegister(const coap::Request& request) {
+  if (auto refused = rd_.checkSimpleRegistration(request.query)) {
+    ++rd_refused_;
+    return fromRd(*refused);
+  }
+  if (!request.payload.empty()) {
+    ++rd_refused_;
+    return textResponse(coap::Code::bad_request, "simple registration has no payload: the RD fetches /.well-known/core");
+  }
+  const std::string identity = request.peer->identity;
+  const auto ep = discovery::registrationEndpointName(request.query);
+  if (ep && !policy::Policy::allowsRdEndpoint(identity, *ep)) {
+    ++rd_refused_;
+    return textResponse(coap::Code::forbidden, fmt::format("identity may register only endpoint ep={}", identity));
+  }
+  coap::OutgoingRequest fetch;
+  fetch.over_session = request.session;
+  fetch.path = ".well-known/core";
+  server_.request(fetch, [this, query = request.query, base = requesterBase(request), identity](
+                             const coap::ClientResult& result) {
+    if (result.outcome != coap::ClientOutcome::response || result.response.code != coap::Code::content) {
+      ++rd_refused_;
+      CE_LOG_NOTICE("RD: simple registration of '{}': cannot fetch its /.well-known/core ({})",
+                    log::printable(identity),
+                    result.outcome == coap::ClientOutcome::response
+                        ? std::to_string(static_cast<int>(result.response.code))
+                        : result.error);
+      return;
+    }
+    const auto reply = rd_.registerSimple(query, result.response.payload, base, identity, discovery::RdClock::now());
+    if (reply.status != discovery::RdStatus::changed && reply.status != discovery::RdStatus::created) {
+      ++rd_refused_;
+      CE_LOG_NOTICE("RD: simple registration of '{}' refused: {}", log::printable(identity),
+                    log::printable(reply.payload));
+    }
+  });
+  return textResponse(coap::Code::changed, {});
 }
 
 coap::Response DiscoveryService::rdResource(const coap::Request& request) {

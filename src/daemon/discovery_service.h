@@ -51,6 +51,9 @@ class DiscoveryService {
 
   [[nodiscard]] coap::Response rdRegister(const coap::Request& request);
   [[nodiscard]] coap::Response rdResource(const coap::Request& request);
+  /// POST /.well-known/rd (RFC 9176 §5.1): 2.04 at once, then the RD fetches the requester's
+  /// /.well-known/core over the same session and registers what it lists.
+  [[nodiscard]] coap::Response rdSimpleRegister(const coap::Request& request);
   [[nodiscard]] coap::Response nodesList(const coap::Request& request) const;
   /// GET /nodes/{id}: the node's resources as the gateway knows them, targets under /nodes/{id}.
   [[nodiscard]] coap::Response nodeResources(const coap::Request& request) const;

@@ -31,9 +31,9 @@
 //   2. Without an identity (plain coap): everything else is `unauthenticated` (4.01). Identity
 //      patterns, "*" included, only ever match an established identity.
 //   3. Built-in rules for an identity X, no configuration needed: any method on /nodes/X and
-//      below (the node's own resources), POST /rd (registration; the Resource Directory must also
-//      ask allowsRdEndpoint(X, ep)), and any method on /rd/X (the registration resource of
-//      endpoint X: the RD names them /rd/{ep}).
+//      below (the node's own resources), POST /rd and POST /.well-known/rd (registration and
+//      simple registration; the Resource Directory must also ask allowsRdEndpoint(X, ep)), and
+//      any method on /rd/X (the registration resource of endpoint X: the RD names them /rd/{ep}).
 //   4. Configured entries: allowed if an entry whose identity pattern (or group member) matches X
 //      has a rule matching the method and the path.
 //   5. Otherwise `forbidden` (4.03).

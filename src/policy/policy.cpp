@@ -54,8 +54,10 @@ bool isOwnNode(std::string_view identity, std::string_view path) noexcept {
   return segmentIsCanonicalOf(takeSegment(path, more), identity);
 }
 
-// POST /rd (registration), or /rd/X (X's registration resource).
+// POST /rd (registration), POST /.well-known/rd (simple registration), or /rd/X (X's
+// registration resource).
 bool isOwnRd(std::string_view identity, Method method, std::string_view path) noexcept {
+  if (path == ".well-known/rd") return method == Method::post;
   bool more = false;
   if (takeSegment(path, more) != "rd") return false;
   if (!more) return method == Method::post;

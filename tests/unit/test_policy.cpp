@@ -365,6 +365,9 @@ TEST(PolicyDecisions, BuiltInResourceDirectory) {
   EXPECT_EQ(none.check("dev-1", Method::post, "rd").decision, Decision::allow);
   EXPECT_EQ(none.check("dev-1", Method::post, "rd").basis, Basis::own_rd);
   EXPECT_EQ(none.check("dev-1", Method::get, "rd").decision, Decision::forbidden);
+  EXPECT_EQ(none.check("dev-1", Method::post, ".well-known/rd").decision, Decision::allow);
+  EXPECT_EQ(none.check("dev-1", Method::get, ".well-known/rd").decision, Decision::forbidden);
+  EXPECT_EQ(none.check("", Method::post, ".well-known/rd").decision, Decision::unauthenticated);
   EXPECT_EQ(none.check("dev-1", Method::post, "rd/dev-1").decision, Decision::allow);
   EXPECT_EQ(none.check("dev-1", Method::del, "rd/dev-1").decision, Decision::allow);
   EXPECT_EQ(none.check("dev-1", Method::del, "rd/dev-2").decision, Decision::forbidden);
