@@ -89,9 +89,11 @@ std::optional<std::string> hostError(std::string_view authority) {
 UriComponents splitUriReference(std::string_view reference) noexcept {
   UriComponents parts;
   std::string_view rest = reference;
-  // scheme: [^:/?#]+ followed by ':'
+  // Appendix B takes any [^:/?#]+ before ':' as the scheme; only a valid scheme is taken here
+  // (ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )), so "~x:y" is a relative path as a lenient
+  // parser may let through, and resolves to an absolute URI like every other reference.
   const std::size_t colon = rest.find_first_of(":/?#");
-  if (colon != std::string_view::npos && colon > 0 && rest[colon] == ':') {
+  if (colon != std::string_view::npos && rest[colon] == ':' && hasUriScheme(rest)) {
     parts.scheme = rest.substr(0, colon);
     rest.remove_prefix(colon + 1);
   }

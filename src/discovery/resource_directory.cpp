@@ -123,6 +123,9 @@ std::optional<std::string> parseParams(std::string_view query, const RdLimits& l
                std::end(kNotEndpointAttributes)) {
       return fmt::format("{} is not an endpoint attribute", name);
     } else {
+      if (name.size() > limits.max_name_bytes) {
+        return fmt::format("a parameter name is longer than {} bytes", limits.max_name_bytes);
+      }
       if (params.extra.size() == limits.max_endpoint_attributes) {
         return fmt::format("more than {} endpoint attributes", limits.max_endpoint_attributes);
       }

@@ -72,7 +72,7 @@ struct RdLimits {
   std::size_t max_endpoint_attributes = 16;           ///< extra attributes (et, ...) per registration
   std::size_t max_query_bytes = kDefaultMaxQueryBytes;
   std::size_t max_query_params = kDefaultMaxQueryParams;
-  std::size_t max_name_bytes = 63;                    ///< ep and d (RFC 9176 §5.3)
+  std::size_t max_name_bytes = 63;                    ///< ep, d (RFC 9176 §5.3), attribute names
   std::size_t max_value_bytes = 256;                  ///< base and extra attribute values
   std::chrono::seconds default_lifetime{90000};       ///< RFC 9176 §5.3
   std::chrono::seconds min_lifetime{60};

@@ -116,6 +116,11 @@ TEST(RdUri, ResolvesTheRfc3986Examples) {
   // A base without a path (the usual RD base) gets a '/' before a relative path.
   EXPECT_EQ(resolveUriReference("coap://[2001:db8::1]:5683", "temp"), "coap://[2001:db8::1]:5683/temp");
   EXPECT_EQ(resolveUriReference("coap://[2001:db8::1]:5683", "/temp"), "coap://[2001:db8::1]:5683/temp");
+  // Not a valid scheme before the ':' (RFC 3986 §3.1): a relative path, resolved like any other,
+  // so a lookup never shows a relative target.
+  EXPECT_EQ(resolveUriReference("coap://h", "~x:y/a"), "coap://h/~x:y/a");
+  EXPECT_EQ(resolveUriReference("coap://h", "1a:b"), "coap://h/1a:b");
+  EXPECT_EQ(resolveUriReference("coap://h", "a+b.c-d:x"), "a+b.c-d:x");
   EXPECT_EQ(removeDotSegments("/a/b/c/./../../g"), "/a/g");
   EXPECT_EQ(removeDotSegments("mid/content=5/../6"), "mid/6");
 }
@@ -261,6 +266,7 @@ TEST(RdRegister, UnknownParametersBecomeEndpointAttributes) {
   EXPECT_EQ(reg(rd, many).status, RdStatus::bad_request);
   EXPECT_EQ(reg(rd, "ep=m&x=" + std::string(257, 'v')).status, RdStatus::bad_request);
   EXPECT_EQ(reg(rd, "ep=m&x=a%01").status, RdStatus::bad_request);
+  EXPECT_EQ(reg(rd, "ep=m&" + std::string(64, 'x') + "=1").status, RdStatus::bad_request);
   EXPECT_EQ(rd.size(), 1U);
 }
 
