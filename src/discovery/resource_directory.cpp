@@ -66,6 +66,10 @@ std::optional<std::string> checkName(std::string_view what, const std::string& v
   if (value.empty()) return fmt::format("{} is empty", what);
   if (value.size() > max_bytes) return fmt::format("{} is longer than {} bytes", what, max_bytes);
   if (hasControlCharacter(value)) return fmt::format("{} contains a control character", what);
+  // The ep names the registration resource /rd/{ep} (resource_directory.h).
+  if (what == "ep" && encodePathSegment(value) != value) {
+    return std::string("ep may only contain letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @");
+  }
   return std::nullopt;
 }
 
@@ -288,7 +292,7 @@ RdReply ResourceDirectory::registerWith(std::string_view query, std::string_view
   notify(entry->registration, event);
 
   RdReply result = reply(simple ? RdStatus::changed : RdStatus::created);
-  result.location_path = {"rd", ep};
+  result.location = "rd/" + ep;
   return result;
 }
 

@@ -6,11 +6,14 @@
 // in and out, so the CoAP server maps requests to calls and replies to responses.
 //
 // Choices this RD makes where RFC 9176 leaves them open, and where it differs:
-//   - A registration resource is named after its endpoint: /rd/{ep} (the ep as one path
-//     segment). The access policy's built-in rule (policy/acl.h: identity X may use /rd/X) relies
-//     on it, and as ep == authenticated identity, one device holds one registration. So an
-//     endpoint is keyed by ep alone: registering ep again, in the same or another sector (d),
-//     replaces the registration in place (same resource, same place in the order).
+//   - A registration resource is named after its endpoint: /rd/{ep}. The access policy's built-in
+//     rule (policy/acl.h: identity X may use /rd/X) relies on it, and as ep == authenticated
+//     identity, one device holds one registration. So an endpoint is keyed by ep alone:
+//     registering ep again, in the same or another sector (d), replaces the registration in
+//     place (same resource, same place in the order). For the same reason an ep is made of URI
+//     path characters only (RFC 3986 unreserved, sub-delims, ':' and '@'; no '/', no '%', no
+//     space, no non-ASCII): /rd/{ep} then needs no escaping anywhere, in Location-Path, in
+//     libcoap's canonical request path and in links.
 //   - lt: 1..2^32-1 as in RFC 9176; above RdLimits::max_lifetime is refused (4.00, the node must
 //     learn that it would expire early); below min_lifetime is raised to it (limits churn).
 //   - A registration update (POST /rd/{ep}) with a link-format payload replaces the links; an
@@ -59,8 +62,8 @@ enum class RdStatus : std::uint8_t {
 
 struct RdReply {
   RdStatus status = RdStatus::bad_request;
-  /// For created/changed by a registration: the Location-Path options, {"rd", ep}, not encoded.
-  std::vector<std::string> location_path;
+  /// For created/changed by a registration: "rd/{ep}", one Location-Path option per segment.
+  std::string location;
   /// Link format (Content-Format 40) for content; a diagnostic text for 4.xx and 5.xx.
   std::string payload;
 };
@@ -83,7 +86,7 @@ struct RdLimits {
 enum class RdEvent : std::uint8_t { added, updated, removed };
 
 struct Registration {
-  std::string id;      ///< the registration resource's last path segment (== ep), not encoded
+  std::string id;      ///< the registration resource's last path segment (== ep)
   std::string ep;
   std::string sector;  ///< d; empty if none
   std::string base;    ///< links resolve against it
@@ -105,7 +108,7 @@ class ResourceDirectory {
   /// `default_base` is the requester's address as a base URI ("coaps://[2001:db8::1]:5684"),
   /// used when base= is absent; `registrant` the authenticated identity ("" for none); the
   /// access check (may this identity register this ep?) is the caller's, before this call.
-  /// 2.01 with Location-Path rd/{ep}; nothing changes unless the reply is 2.01.
+  /// 2.01 with location "rd/{ep}"; nothing changes unless the reply is 2.01.
   [[nodiscard]] RdReply registerEndpoint(std::string_view query, std::string_view payload,
                                          std::string_view default_base, std::string_view registrant,
                                          RdClock::time_point now);

@@ -100,7 +100,7 @@ void checkInvariants(const ResourceDirectory& rd, const RdLimits& limits, RdCloc
   std::optional<RdClock::time_point> earliest;
   for (const Registration* r : registrations) {
     check(rd.find(r->id) == r);
-    check(r->id == r->ep);
+    check(r->id == r->ep && coap_edge::discovery::encodePathSegment(r->id) == r->id);
     check(r->links.size() <= limits.max_links_per_registration);
     check(r->extra_attributes.size() <= limits.max_endpoint_attributes);
     check(r->lifetime >= limits.min_lifetime && r->lifetime <= limits.max_lifetime);
@@ -167,8 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         if (succeeded(reply.status)) {
           check(reply.status == (op == 'S' ? RdStatus::changed : RdStatus::created));
-          check(reply.location_path.size() == 2 && reply.location_path[0] == "rd");
-          const Registration* r = rd.find(reply.location_path[1]);
+          check(reply.location.rfind("rd/", 0) == 0);
+          const Registration* r = rd.find(std::string_view(reply.location).substr(3));
           check(r != nullptr && r->registrant == identity && r->expires == now + r->lifetime);
           check(coap_edge::discovery::registrationEndpointName(a) == r->ep);
         }

@@ -155,7 +155,7 @@ TEST(RdRegister, TheRfcExampleRegistrationAndRead) {
   const RdReply r = rd.registerEndpoint("ep=node1", payload, "coap://[2001:db8:3::123]:61616", "", kT0);
   ASSERT_EQ(r.status, RdStatus::created) << r.payload;
   EXPECT_EQ(rdCoapCode(r.status), 201);
-  EXPECT_EQ(r.location_path, (std::vector<std::string>{"rd", "node1"}));
+  EXPECT_EQ(r.location, "rd/node1");
   ASSERT_EQ(rd.size(), 1U);
   const Registration* node = rd.find("node1");
   ASSERT_NE(node, nullptr);
@@ -195,16 +195,25 @@ TEST(RdRegister, EpIsMandatoryAndSingle) {
   EXPECT_EQ(rd.size(), 1U);
 }
 
-TEST(RdRegister, EndpointNamesArePercentDecodedAndEncodedInLinks) {
+TEST(RdRegister, EndpointNamesArePathCharactersSectorsAnything) {
   ResourceDirectory rd;
-  const RdReply r = reg(rd, "ep=node%201&d=floor%2F3");
+  // Percent-decoded from the query; the ep then names /rd/{ep} without any escaping.
+  RdReply r = reg(rd, "ep=node%2D1%3Aa%40b&d=floor%2F3%20east");
   ASSERT_EQ(r.status, RdStatus::created) << r.payload;
-  EXPECT_EQ(r.location_path, (std::vector<std::string>{"rd", "node 1"}));
-  ASSERT_NE(rd.find("node 1"), nullptr);
-  EXPECT_EQ(rd.find("node 1")->sector, "floor/3");
-  const std::vector<Flat> eps = flatten(rd.lookupEndpoints("").payload);
-  ASSERT_EQ(eps.size(), 1U);
-  EXPECT_EQ(eps[0].first, "/rd/node%201");
+  EXPECT_EQ(r.location, "rd/node-1:a@b");
+  ASSERT_NE(rd.find("node-1:a@b"), nullptr);
+  EXPECT_EQ(rd.find("node-1:a@b")->sector, "floor/3 east");
+  r = reg(rd, "ep=" + joinQueryOptions({"a&b=c;d"}));
+  ASSERT_EQ(r.status, RdStatus::created) << r.payload;
+  EXPECT_EQ(r.location, "rd/a&b=c;d");
+  EXPECT_EQ(targets(rd.lookupEndpoints("").payload), (std::vector<std::string>{"/rd/node-1:a@b", "/rd/a&b=c;d"}));
+  for (const std::string_view bad : {"ep=a%2Fb", "ep=a%20b", "ep=a%25b", "ep=caf%C3%A9", "ep=a?b", "ep=a%23b",
+                                     "ep=a%22b", "ep=a%3Cb"}) {
+    r = reg(rd, bad);
+    EXPECT_EQ(r.status, RdStatus::bad_request) << bad;
+    EXPECT_NE(r.payload.find("ep may only contain"), std::string::npos) << bad << ": " << r.payload;
+  }
+  EXPECT_EQ(rd.size(), 2U);
 }
 
 TEST(RdRegister, LifetimeDefaultRangeAndClamp) {
@@ -279,7 +288,7 @@ TEST(RdRegister, SameEndpointReplacesInPlaceAndKeepsItsLocation) {
   ASSERT_EQ(reg(rd, "ep=third", "</3>").status, RdStatus::created);
   const RdReply again = reg(rd, "ep=second&d=floor-1&lt=900", "</z>", kT0 + seconds(100));
   ASSERT_EQ(again.status, RdStatus::created) << again.payload;
-  EXPECT_EQ(again.location_path, (std::vector<std::string>{"rd", "second"}));
+  EXPECT_EQ(again.location, "rd/second");
   EXPECT_EQ(rd.size(), 3U);
   const Registration* second = rd.find("second");
   EXPECT_EQ(second->lifetime, seconds(900));
