@@ -39,10 +39,7 @@ coap::Response fromRd(const discovery::RdReply& reply) {
   } else if (!r.payload.empty()) {
     r.content_format = coap::content_format::text_plain;
   }
-  for (const auto& segment : reply.location_path) {
-    if (!r.location_path.empty()) r.location_path += '/';
-    r.location_path += discovery::encodePathSegment(segment);
-  }
+  r.location_path = reply.location;  // "rd/{ep}", already in path form
   return r;
 }
 
