@@ -10,8 +10,10 @@ COAP_EDGE_PACKAGES=(
   build-essential cmake pkg-config patch bzip2 xz-utils ca-certificates
   clang libclang-rt-14-dev
   libsqlite3-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
+  libavahi-client-dev
   libgtest-dev libgmock-dev
   libcoap3-bin openssl python3-prometheus-client
+  avahi-daemon avahi-utils dbus-daemon iproute2 util-linux
 )
 
 as_root() {

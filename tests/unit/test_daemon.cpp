@@ -7,7 +7,11 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <string>
+#include <vector>
 
 namespace coap_edge::daemon {
 namespace {
@@ -86,6 +90,80 @@ TEST(EventLoop, TimeoutProviderBoundsTheWaitAndAfterWakeRuns) {
   });
   loop.run();
   EXPECT_EQ(wakes, 4);
+}
+
+// Stops the loop after `limit` whatever happens, so no test below can hang.
+void stopAfter(EventLoop& loop, std::chrono::milliseconds limit) {
+  loop.addTimeout(std::chrono::steady_clock::now() + limit, [&loop] { loop.stop(); });
+}
+
+TEST(EventLoop, OneShotTimeoutsFireOnceInOrderAndMayBeRearmed) {
+  EventLoop loop;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> fired;
+  int late = -1, late_calls = 0;
+  late = loop.addTimeout(now + 40ms, [&] {
+    fired.push_back("late");
+    if (++late_calls < 3) loop.rearmTimeout(late, std::chrono::steady_clock::now() + 5ms);
+  });
+  loop.addTimeout(now + 5ms, [&] { fired.push_back("early"); });
+  loop.addTimeout(now - 1s, [&] { fired.push_back("past"); });  // already due: next wait
+  loop.addTimeout(std::nullopt, [&] { fired.push_back("disarmed"); });
+  stopAfter(loop, 300ms);
+  loop.run();
+  EXPECT_EQ(fired, (std::vector<std::string>{"past", "early", "late", "late", "late"}));
+}
+
+TEST(EventLoop, DisarmingOrCancellingATimeoutFromACallbackPreventsIt) {
+  EventLoop loop;
+  const auto now = std::chrono::steady_clock::now();
+  int a_calls = 0, b_calls = 0;
+  const int b = loop.addTimeout(now + 30ms, [&] { ++b_calls; });
+  const int c = loop.addTimeout(now + 30ms, [&] { ++b_calls; });
+  loop.addTimeout(now + 5ms, [&] {
+    ++a_calls;
+    loop.rearmTimeout(b, std::nullopt);
+    loop.cancelTimer(c);
+  });
+  stopAfter(loop, 150ms);
+  loop.run();
+  EXPECT_EQ(a_calls, 1);
+  EXPECT_EQ(b_calls, 0);
+}
+
+TEST(EventLoop, WatchEventsReportsWhatHappened) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  EventLoop loop;
+  std::vector<std::uint32_t> seen;
+  // Writable at once; readable only after the peer writes; a hangup once the peer is closed.
+  loop.watchEvents(sv[0], EventLoop::kReadable | EventLoop::kWritable, [&](std::uint32_t ev) {
+    seen.push_back(ev);
+    if (seen.size() == 1) {
+      loop.watchEvents(sv[0], EventLoop::kReadable, [&](std::uint32_t ev2) {
+        seen.push_back(ev2);
+        char buf[8];
+        while (read(sv[0], buf, sizeof(buf)) > 0) {
+        }
+        if ((ev2 & EventLoop::kHangup) != 0) {
+          loop.unwatch(sv[0]);
+          loop.stop();
+        } else {
+          close(sv[1]);
+          sv[1] = -1;
+        }
+      });
+      ASSERT_EQ(write(sv[1], "x", 1), 1);
+    }
+  });
+  stopAfter(loop, 2s);
+  loop.run();
+  ASSERT_EQ(seen.size(), 3U);
+  EXPECT_EQ(seen[0], EventLoop::kWritable);
+  EXPECT_EQ(seen[1], EventLoop::kReadable);
+  EXPECT_NE(seen[2] & EventLoop::kHangup, 0U);
+  close(sv[0]);
+  if (sv[1] >= 0) close(sv[1]);
 }
 
 TEST(Status, JsonCarriesAccessControlCounters) {
