@@ -216,5 +216,49 @@ TEST_F(DtlsFlood, CookieIsBoundToTheSourcePortAndOpensTheHandshake) {
   EXPECT_EQ(rec->handshake_type, dtls::kServerHello);
 }
 
+// Cipher suites (issue 7): only the configured ones can be negotiated. Debian's clients cannot be
+// told which suites to offer, so the ClientHello comes from dtls_records.h, after the cookie
+// exchange so that the agent's handshake itself decides.
+class DtlsSuites : public DtlsFlood {
+ protected:
+  /// The agent's first answer to a verified ClientHello offering `suites` (nullopt: none).
+  std::optional<dtls::Record> answerTo(const std::vector<std::uint16_t>& suites) {
+    dtls::UdpPeer peer(port_);
+    if (!peer.send(dtls::clientHello(suites))) return std::nullopt;
+    const auto hvr = peer.receive(3s);
+    if (!hvr) return std::nullopt;
+    const auto cookie = dtls::helloVerifyCookie(*hvr);
+    if (!cookie) return std::nullopt;
+    if (!peer.send(dtls::clientHello(suites, *cookie, 1, 1))) return std::nullopt;
+    const auto answer = peer.receive(3s);
+    if (!answer) return std::nullopt;
+    return dtls::firstRecord(*answer);
+  }
+};
+
+TEST_F(DtlsSuites, ClientOfferingOnlyOtherSuitesIsRefused) {
+  const auto rec = answerTo({dtls::kPskAes256CbcSha384});
+  ASSERT_TRUE(rec.has_value()) << agent_->log();
+  EXPECT_NE(rec->handshake_type, dtls::kServerHello);
+  ASSERT_EQ(rec->content_type, dtls::kContentAlert);
+  ASSERT_EQ(rec->fragment.size(), 2U);
+  EXPECT_EQ(rec->fragment[0], 2);  // fatal
+  EXPECT_EQ(rec->fragment[1], dtls::kAlertHandshakeFailure);
+}
+
+TEST_F(DtlsSuites, ConfiguredSuiteIsChosenFromAMixedOffer) {
+  // An offer led by a suite we do not allow: the agent picks the allowed one.
+  const auto rec = answerTo({dtls::kPskAes256CbcSha384, dtls::kPskAes128Ccm8});
+  ASSERT_TRUE(rec.has_value()) << agent_->log();
+  ASSERT_EQ(rec->handshake_type, dtls::kServerHello);
+  // ServerHello body after the 12-byte handshake header: version(2) random(32) session_id(1+n)
+  // cipher_suite(2).
+  const auto& f = rec->fragment;
+  ASSERT_GT(f.size(), 12U + 2 + 32 + 1);
+  const std::size_t at = 12 + 2 + 32 + 1 + f[12 + 2 + 32];
+  ASSERT_GE(f.size(), at + 2);
+  EXPECT_EQ((f[at] << 8) | f[at + 1], dtls::kPskAes128Ccm8);
+}
+
 }  // namespace
 }  // namespace coap_edge::test
