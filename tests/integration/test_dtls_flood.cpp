@@ -7,6 +7,7 @@
 
 #include "coap_clients.h"
 #include "dtls_records.h"
+#include "mbedtls_dtls_client.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -258,6 +259,26 @@ TEST_F(DtlsSuites, ConfiguredSuiteIsChosenFromAMixedOffer) {
   const std::size_t at = 12 + 2 + 32 + 1 + f[12 + 2 + 32];
   ASSERT_GE(f.size(), at + 2);
   EXPECT_EQ((f[at] << 8) | f[at + 1], dtls::kPskAes128Ccm8);
+}
+
+// RFC 6347 §4.2.8: a new ClientHello (epoch 0) from the address and port of an established
+// session may be a client that lost its state, or a spoofed packet; the session must survive
+// until the new peer has proved it receives at that address (the cookie exchange).
+TEST_F(DtlsFlood, EpochZeroHelloDoesNotDestroyTheEstablishedSession) {
+  dtls::UdpPeer peer(port_);
+  dtls::MbedDtlsClient client(peer, "dev-1", kKey1);
+  ASSERT_TRUE(client.handshake(5s)) << agent_->log();
+  ASSERT_EQ(client.get("status", 3s), 205) << agent_->log();
+
+  // A ClientHello without cookie on the session's own address and port.
+  ASSERT_TRUE(peer.send(dtls::clientHello(dtls::kOurSuites, {}, 0, 0, 77)));
+  const auto reply = peer.receive(3s);
+  ASSERT_TRUE(reply.has_value()) << agent_->log();
+  EXPECT_TRUE(dtls::helloVerifyCookie(*reply).has_value()) << "expected a HelloVerifyRequest";
+
+  // The established session still answers.
+  EXPECT_EQ(client.get("status", 3s), 205) << agent_->log();
+  EXPECT_EQ(agent_->log().find("session of 'dev-1'"), std::string::npos) << agent_->log();
 }
 
 }  // namespace
