@@ -163,6 +163,10 @@ struct ServerStats {
   std::uint64_t handshakes_rate_limited = 0;      ///< refused by the HandshakeGate
   std::uint64_t handshakes_max_sessions = 0;      ///< refused at max_sessions
   std::uint64_t handshakes_refused = 0;           ///< completed, then closed: revoked, no identity
+  /// DTLS sessions libcoap allocated for a ClientHello. Our libcoap patch 0002 allocates one only
+  /// for a ClientHello whose cookie proved the peer's address, so a flood of spoofed
+  /// ClientHellos leaves this unchanged.
+  std::uint64_t dtls_sessions_allocated = 0;
   /// requests[method - 1][ResponseClass]
   std::array<std::array<std::uint64_t, kResponseClassCount>, kMethodCount> requests{};
 };

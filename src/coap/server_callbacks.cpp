@@ -169,6 +169,7 @@ struct ServerCallbacks {
       switch (event) {
         case COAP_EVENT_SERVER_SESSION_NEW: {
           SessionEntry& e = self->sessions_.add(session, remoteText(session));
+          if (coap_session_get_proto(session) == COAP_PROTO_DTLS) ++self->stats_.dtls_sessions_allocated;
           if (coap_session_get_proto(session) == COAP_PROTO_UDP) {
             // Plain coap has no handshake: the session is usable (and anonymous) at once.
             self->sessions_.establish(e);

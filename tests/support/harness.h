@@ -68,6 +68,7 @@ class AgentUnderTest {
   [[nodiscard]] std::string log() const;
   [[nodiscard]] const std::filesystem::path& configFile() const { return config_; }
   void signal(int sig) { child_->signal(sig); }
+  [[nodiscard]] pid_t pid() const { return child_->pid(); }
   /// Waits for the next notify message containing `what` (e.g. "READY=1") for at most `limit`.
   bool waitNotify(const std::string& what, std::chrono::milliseconds limit);
   /// Waits (bounded) until the agent's log contains `needle`; true if it does.
