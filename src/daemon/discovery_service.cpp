@@ -331,8 +331,25 @@ void DiscoveryService::onProbeAnswer(const discovery::ProbeAnswer& answer) {
   s.resources = answer.links;
   s.resources_known = answer.complete;
   s.ttl = node_ttl_;
+  // One host answers from its IPv4, IPv6 link-local and global addresses: the same link-layer
+  // address makes them one node (the registry merges sightings of one source with one name).
+  if (auto mac = linkAddressOf(answer.host)) s.name = *mac;
   registry_.observe(s, discovery::Clock::now());
   if (!answer.complete) fetchResources(std::move(s));
+}
+
+std::optional<std::string> DiscoveryService::linkAddressOf(const std::string& host) {
+  if (auto mac = neighbors_.linkAddress(host)) return mac;
+  const auto now = std::chrono::steady_clock::now();
+  if (neighbors_read_ && now - *neighbors_read_ < std::chrono::seconds(1)) return std::nullopt;
+  neighbors_read_ = now;
+  neighbors_ = discovery::NeighborTable::read();
+  if (!neighbors_.error().empty() && !neighbors_error_logged_) {
+    neighbors_error_logged_ = true;
+    CE_LOG_WARN("cannot read the neighbour table ({}): a dual-stack node found by multicast is listed once per address",
+                neighbors_.error());
+  }
+  return neighbors_.linkAddress(host);
 }
 
 void DiscoveryService::fetchResources(discovery::Sighting sighting) {

@@ -10,6 +10,7 @@
 #include "daemon/discovery_status.h"
 #include "daemon/event_loop.h"
 #include "discovery/multicast_prober.h"
+#include "discovery/neighbors.h"
 #include "discovery/node_registry.h"
 #include "discovery/resource_directory.h"
 
@@ -48,6 +49,8 @@ class DiscoveryService {
   void fetchResources(discovery::Sighting sighting);
   void onRegistration(const discovery::Registration& registration, discovery::RdEvent event);
   void expire();
+  /// The responder's link-layer address (kernel neighbour table, re-read at most once a second).
+  std::optional<std::string> linkAddressOf(const std::string& host);
 
   [[nodiscard]] coap::Response rdRegister(const coap::Request& request);
   [[nodiscard]] coap::Response rdResource(const coap::Request& request);
@@ -70,6 +73,9 @@ class DiscoveryService {
   std::uint64_t fetches_ = 0;
   std::uint64_t fetch_failures_ = 0;
   std::vector<int> timers_;
+  discovery::NeighborTable neighbors_;
+  std::optional<std::chrono::steady_clock::time_point> neighbors_read_;
+  bool neighbors_error_logged_ = false;
 };
 
 }  // namespace coap_edge::daemon
