@@ -57,9 +57,10 @@ TestPki makeTestPki(const std::filesystem::path& dir);
 /// The real agent, started with a config file written from `config_text`.
 class AgentUnderTest {
  public:
-  /// Starts the agent and waits (bounded) for READY=1 on its NOTIFY_SOCKET.
+  /// Starts the agent and waits (bounded) for READY=1 on its NOTIFY_SOCKET. With `netns` (a
+  /// NetnsLab host's namespace) it runs there; NOTIFY_SOCKET is a path, so it reaches us anyway.
   AgentUnderTest(const TempDir& dir, const std::string& config_text,
-                 const std::map<std::string, std::string>& extra_env = {});
+                 const std::map<std::string, std::string>& extra_env = {}, const std::string& netns = "");
   ~AgentUnderTest();
   AgentUnderTest(const AgentUnderTest&) = delete;
   AgentUnderTest& operator=(const AgentUnderTest&) = delete;
