@@ -11,7 +11,9 @@ COAP_EDGE_PACKAGES=(
   clang libclang-rt-14-dev
   libsqlite3-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev
+  libavahi-client-dev
   libcoap3-bin openssl python3-prometheus-client
+  iproute2 iputils-ping python3 dbus avahi-daemon avahi-utils
 )
 
 as_root() {
