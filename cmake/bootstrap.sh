@@ -12,8 +12,9 @@ COAP_EDGE_PACKAGES=(
   libsqlite3-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   libavahi-client-dev
   libgtest-dev libgmock-dev
+  libavahi-client-dev
   libcoap3-bin openssl python3-prometheus-client
-  avahi-daemon avahi-utils dbus-daemon iproute2 util-linux
+  avahi-daemon avahi-utils dbus-daemon dbus iproute2 iputils-ping util-linux python3
 )
 
 as_root() {

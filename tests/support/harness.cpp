@@ -78,6 +78,7 @@ std::string hexOf(const std::string& text) {
 
 std::string agentBinary() { return COAP_EDGE_AGENT_PATH; }
 std::string ctlBinary() { return COAP_EDGE_CTL_PATH; }
+std::string simnodeBinary() { return COAP_EDGE_SIMNODE_PATH; }
 
 namespace {
 
@@ -160,7 +161,7 @@ TestPki makeTestPki(const std::filesystem::path& dir) {
 }
 
 AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_text,
-                               const std::map<std::string, std::string>& extra_env) {
+                               const std::map<std::string, std::string>& extra_env, const std::string& netns) {
   config_ = dir / "agent.toml";
   log_ = dir / "agent.log";
   notify_path_ = dir / "notify.sock";
@@ -176,8 +177,9 @@ AgentUnderTest::AgentUnderTest(const TempDir& dir, const std::string& config_tex
   }
   std::map<std::string, std::string> env = extra_env;
   env["NOTIFY_SOCKET"] = notify_path_.string();
-  child_ = std::make_unique<Child>(std::vector<std::string>{agentBinary(), "--config", config_.string()}, env,
-                                   log_.string());
+  std::vector<std::string> argv{agentBinary(), "--config", config_.string()};
+  if (!netns.empty()) argv.insert(argv.begin(), {"ip", "netns", "exec", netns});
+  child_ = std::make_unique<Child>(argv, env, log_.string());
   ready_ = waitNotify("READY=1", std::chrono::seconds(15));
 }
 

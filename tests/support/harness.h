@@ -41,6 +41,7 @@ std::string hexOf(const std::string& text);
 /// Paths of the binaries under test (set by CMake).
 std::string agentBinary();
 std::string ctlBinary();
+std::string simnodeBinary();
 
 /// A test PKI under `dir`: CA, gateway certificate for 127.0.0.1, and device certificates that
 /// must be accepted (dev-1) or refused (another CA, expired, self-signed). EC P-256 throughout.
@@ -57,9 +58,10 @@ TestPki makeTestPki(const std::filesystem::path& dir);
 /// The real agent, started with a config file written from `config_text`.
 class AgentUnderTest {
  public:
-  /// Starts the agent and waits (bounded) for READY=1 on its NOTIFY_SOCKET.
+  /// Starts the agent and waits (bounded) for READY=1 on its NOTIFY_SOCKET. With `netns` (a
+  /// NetnsLab host's namespace) it runs there; NOTIFY_SOCKET is a path, so it reaches us anyway.
   AgentUnderTest(const TempDir& dir, const std::string& config_text,
-                 const std::map<std::string, std::string>& extra_env = {});
+                 const std::map<std::string, std::string>& extra_env = {}, const std::string& netns = "");
   ~AgentUnderTest();
   AgentUnderTest(const AgentUnderTest&) = delete;
   AgentUnderTest& operator=(const AgentUnderTest&) = delete;
