@@ -53,7 +53,8 @@ std::optional<EventLoop::TimePoint> toSteady(const struct timeval* tv) {
   if (tv == nullptr) return std::nullopt;
   timeval now{};
   gettimeofday(&now, nullptr);
-  const auto delay = std::chrono::seconds(tv->tv_sec - now.tv_sec) + std::chrono::microseconds(tv->tv_usec - now.tv_usec);
+  const auto delay =
+      std::chrono::seconds(tv->tv_sec - now.tv_sec) + std::chrono::microseconds(tv->tv_usec - now.tv_usec);
   return std::chrono::steady_clock::now() + std::max<std::chrono::microseconds>(delay, std::chrono::microseconds(0));
 }
 

@@ -109,8 +109,10 @@ void DnsSd::Impl::createClient() {
   constructing_ = false;
   if (c == nullptr) {
     // Only the bus itself can be missing here: a missing daemon is waited for (NO_FAIL).
-    setPhase(Phase::failed, fmt::format("cannot reach the D-Bus system bus ({}); retrying every {} ms",
-                                        avahi_strerror(error), settings_.retry_interval.count()));
+    setPhase(Phase::failed,
+             fmt::format("cannot reach the D-Bus system bus ({}); retrying every {} ms", avahi_strerror(error),
+                         settings_.retry_interval.count()),
+             log::Level::warning);
     retry_timer_.arm(settings_.retry_interval);
     return;
   }
@@ -139,7 +141,7 @@ void DnsSd::Impl::handleClientState(AvahiClient* c, AvahiClientState state) {
     case AVAHI_CLIENT_S_RUNNING:
       if (awaiting_reconnect_) ++counters.daemon_reconnects;
       awaiting_reconnect_ = false;
-      setPhase(Phase::running, "connected to avahi-daemon");
+      setPhase(Phase::running, "connected to avahi-daemon", log::Level::notice);
       ensureBrowsers();
       ensurePublished();
       break;
@@ -147,17 +149,17 @@ void DnsSd::Impl::handleClientState(AvahiClient* c, AvahiClientState state) {
     case AVAHI_CLIENT_S_REGISTERING:
       // The daemon's host name is being (re)established: as Avahi's client-publish-service
       // example does, withdraw the publication and add it again once the daemon runs.
-      setPhase(Phase::connecting, "avahi-daemon is registering its host name");
+      setPhase(Phase::connecting, "avahi-daemon is registering its host name", log::Level::info);
       withdrawPublication();
       break;
     case AVAHI_CLIENT_CONNECTING:
-      setPhase(Phase::connecting, "avahi-daemon is not running; waiting for it");
+      setPhase(Phase::connecting, "avahi-daemon is not running; waiting for it", log::Level::warning);
       break;
     case AVAHI_CLIENT_FAILURE: {
       const int error = avahi_client_errno(c);
       const bool disconnected = error == AVAHI_ERR_DISCONNECTED;
       setPhase(disconnected ? Phase::connecting : Phase::failed,
-               fmt::format("lost avahi-daemon ({}); reconnecting", avahi_strerror(error)));
+               fmt::format("lost avahi-daemon ({}); reconnecting", avahi_strerror(error)), log::Level::warning);
       if (was_running_) awaiting_reconnect_ = true;
       // Nothing found through this client stays reported; the client itself is rebuilt from the
       // loop, outside its own callback.
@@ -203,15 +205,11 @@ void DnsSd::Impl::dropEverything(bool report) {
     for (const auto& service : lost) reportLost(service);
 }
 
-void DnsSd::Impl::setPhase(Phase phase, std::string message) {
+void DnsSd::Impl::setPhase(Phase phase, std::string message, log::Level level) {
   phase_ = phase;
   // Once per change, not once per retry.
   if (message == last_logged_) return;
-  if (phase == Phase::running) {
-    CE_LOG_NOTICE("{}", message);
-  } else {
-    CE_LOG_WARN("{}", message);
-  }
+  log::emit(level, kLogTag, "{}", message);
   last_logged_ = std::move(message);
 }
 

@@ -30,7 +30,7 @@ struct DnsSdService {
   std::string host_name;  ///< "node-1.local"
   std::string address;    ///< numeric; IPv6 link-local with a zone: "fe80::1%eth0"
   std::uint16_t port = 0;
-  /// TXT records key -> value ("" for a bare key); the first of duplicate keys wins (RFC 6763 §6.4).
+  /// TXT records key -> value ("" for a bare key); a repeated key keeps one of its values.
   /// Raw bytes from the network: pass through log::printable() before logging.
   std::map<std::string, std::string> txt;
   bool secure = false;  ///< type is _coaps._udp
@@ -88,16 +88,15 @@ class DnsSd {
   /// for it to finish registering its host name) or "failed" (no D-Bus bus; retrying).
   [[nodiscard]] std::string_view state() const;
   [[nodiscard]] DnsSdCounters counters() const;
-  /// Services currently found, ordered by interface, type, instance.
+  /// Services currently found, ordered by interface index, type, instance.
   [[nodiscard]] std::vector<DnsSdService> services() const;
   /// The instance name in use for the publication (after collisions), if publishing.
   [[nodiscard]] std::optional<std::string> publishedName() const;
   /// True once avahi-daemon confirmed the publication under publishedName().
   [[nodiscard]] bool published() const;
 
-  class Impl;
-
  private:
+  class Impl;
   std::unique_ptr<Impl> impl_;
 };
 

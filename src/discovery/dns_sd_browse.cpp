@@ -53,9 +53,11 @@ void DnsSd::Impl::ensureBrowsers() {
   std::vector<std::pair<std::string, int>> interfaces;
   bool complete = interfaceIndexes(interfaces);
   for (const auto& type : settings_.service_types) {
-    for (const auto& [ifname, ifindex] : interfaces) {
+    for (const auto& interface : interfaces) {
+      const auto& [ifname, ifindex] = interface;
+      // (clang 14 cannot capture structured bindings)
       const bool exists = std::any_of(browsers_.begin(), browsers_.end(), [&](const Browser& b) {
-        return b.type == type && b.interface == ifname && b.ifindex == ifindex;
+        return b.type == type && b.interface == interface.first && b.ifindex == interface.second;
       });
       if (exists) continue;
       Browser& b = browsers_.emplace_back();
@@ -146,7 +148,8 @@ void DnsSd::Impl::handleBrowse(Browser& browser, AvahiIfIndex ifindex, AvahiProt
 void DnsSd::Impl::browserFailed(Browser& browser) {
   CE_LOG_WARN("browsing for {} on {} failed: {}; retrying in {} ms", log::printable(browser.type),
               browser.interface.empty() ? "all interfaces" : browser.interface,
-              client_ ? avahi_strerror(avahi_client_errno(client_.get())) : "no client", settings_.retry_interval.count());
+              client_ ? avahi_strerror(avahi_client_errno(client_.get())) : "no client",
+              settings_.retry_interval.count());
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
     if (it->first.type == browser.type && (browser.ifindex == AVAHI_IF_UNSPEC || it->first.ifindex == browser.ifindex))

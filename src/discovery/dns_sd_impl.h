@@ -9,6 +9,7 @@
 #include <string>
 #include <tuple>
 
+#include "common/log.h"
 #include "discovery/avahi_handles.h"
 #include "discovery/dns_sd.h"
 
@@ -71,7 +72,7 @@ class DnsSd::Impl {
   void reconnect();
   void dropEverything(bool report);
   void retry();
-  void setPhase(Phase phase, std::string message);
+  void setPhase(Phase phase, std::string message, log::Level level);
   void reportFound(const DnsSdService& service);
   void reportLost(const DnsSdService& service);
 
