@@ -4,6 +4,7 @@
 // with Debian's coap-client-gnutls over DTLS-PSK, as an operator would.
 
 #include "coap_clients.h"
+#include "avahi_sandbox.h"
 #include "harness.h"
 #include "netns_lab.h"
 
@@ -33,7 +34,7 @@ class DiscoveryLab : public ::testing::Test {
   }
 
   // The agent in host "gw", probing eth0; `tester` may read /nodes, /status and the RD lookups.
-  void startAgent(const std::string& discovery) {
+  void startAgent(const std::string& discovery, const std::map<std::string, std::string>& env = {}) {
     const std::string config =
         "[agent]\nname = \"gw-lab\"\nstate_dir = \"" + (dir_ / "state").string() +
         "\"\nlog_level = \"debug\"\n[downstream]\nlisten = [\"" + lab_->ipv4("gw") + ":5684\"]\n" + discovery +
@@ -44,7 +45,7 @@ class DiscoveryLab : public ::testing::Test {
                              "\nnode-other," + hexOf("node-other-secret-1") + "\n";
     const auto imported = ctl(dir_ / "agent.toml", {"keys", "import", "-"}, keys);
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    agent_ = std::make_unique<AgentUnderTest>(dir_, config, std::map<std::string, std::string>{}, lab_->netns("gw"));
+    agent_ = std::make_unique<AgentUnderTest>(dir_, config, env, lab_->netns("gw"));
     ASSERT_TRUE(agent_->ready()) << agent_->log();
   }
 
@@ -192,6 +193,72 @@ TEST_F(DiscoveryLab, NodeRegistersAtTheRdOverDtlsPskAndOnlyAsItself) {
   const std::string gone = waitForNodes(
       [](const std::string& b) { return b.find("</nodes/node-rd>") == std::string::npos; }, 25s);
   EXPECT_EQ(gone.find("</nodes/node-rd>"), std::string::npos) << gone;
+}
+
+// avahi-browse -p -r -t in `host`: the resolved lines ("=;eth0;IPv4;name;type;...;txt").
+std::string browse(const NetnsLab& lab, const std::string& host, const AvahiSandbox& avahi, const std::string& type) {
+  return run(lab.inHost(host, {AvahiSandbox::findProgram("avahi-browse"), "-r", "-p", "-t", type}), 20s, "",
+             avahi.clientEnv())
+      .out;
+}
+
+TEST_F(DiscoveryLab, DnsSdFindsAPublishedNodeAndAnnouncesTheGatewayAcrossAvahiRestarts) {
+  if (const auto why = AvahiSandbox::unavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  lab_->addHost("n1");
+  lab_->addHost("obs");
+  AvahiSandbox gw_avahi({lab_->netns("gw"), {"eth0"}, "gw-host", true});
+  AvahiSandbox n1_avahi({lab_->netns("n1"), {"eth0"}, "n1-host", true});
+  AvahiSandbox obs_avahi({lab_->netns("obs"), {"eth0"}, "obs-host", true});
+  for (auto* a : {&gw_avahi, &n1_avahi, &obs_avahi}) ASSERT_TRUE(a->waitRunning()) << a->logs();
+  // A node that does not answer multicast (not joined), only announced over mDNS.
+  auto node = std::make_unique<Child>(lab_->inHost("n1", {simnodeBinary(), "--name", "kitchen"}),
+                                      std::map<std::string, std::string>{}, (dir_ / "n1.log").string());
+  Child publish(lab_->inHost("n1", {AvahiSandbox::findProgram("avahi-publish"), "-s", "kitchen", "_coap._udp", "5683",
+                                    "ep=kitchen"}),
+                n1_avahi.clientEnv(), (dir_ / "publish.log").string());
+  startAgent("[discovery]\ninterfaces = [\"eth0\"]\nmulticast = false\ndns_sd = true\n", gw_avahi.clientEnv());
+
+  const auto found = [](const std::string& b) {
+    return b.find("</nodes/kitchen>") != std::string::npos && b.find("dns-sd") != std::string::npos;
+  };
+  std::string body = waitForNodes(found, 30s);
+  ASSERT_TRUE(found(body)) << body << agent_->log() << gw_avahi.logs();
+  // Its resources were fetched by unicast after resolution.
+  std::string resources;
+  for (int i = 0; i < 20 && resources.find("sensors/temp") == std::string::npos; ++i) {
+    resources = coaps({agentUri("nodes/kitchen")}).out;
+    if (resources.find("sensors/temp") == std::string::npos) std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_NE(resources.find("</nodes/kitchen/sensors/temp>"), std::string::npos) << resources;
+
+  // The gateway announces itself as _coaps._udp with its name and RD path.
+  const auto announced = [&] {
+    std::string out;
+    for (int i = 0; i < 20; ++i) {
+      out = browse(*lab_, "obs", obs_avahi, "_coaps._udp");
+      if (out.find("gw-lab") != std::string::npos) break;
+      std::this_thread::sleep_for(500ms);
+    }
+    return out;
+  };
+  std::string seen = announced();
+  EXPECT_NE(seen.find("gw-lab"), std::string::npos) << seen << agent_->log();
+  EXPECT_NE(seen.find("\"rd=/rd\""), std::string::npos) << seen;
+  EXPECT_NE(seen.find(";5684;"), std::string::npos) << seen;
+
+  // avahi-daemon restarts: the node goes (no stale entry), then comes back, and the gateway is
+  // announced again.
+  gw_avahi.stopDaemon();
+  body = waitForNodes([](const std::string& b) { return b.find("</nodes/kitchen>") == std::string::npos; }, 20s);
+  EXPECT_EQ(body.find("</nodes/kitchen>"), std::string::npos) << body;
+  gw_avahi.startDaemon();
+  ASSERT_TRUE(gw_avahi.waitRunning()) << gw_avahi.logs();
+  body = waitForNodes(found, 40s);
+  EXPECT_TRUE(found(body)) << body << agent_->log();
+  seen = announced();
+  EXPECT_NE(seen.find("gw-lab"), std::string::npos) << seen << agent_->log();
+  const auto status = coaps({agentUri("status")}).out;
+  EXPECT_NE(status.find("\"reconnects\":1"), std::string::npos) << status;
 }
 
 }  // namespace
