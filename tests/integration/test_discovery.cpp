@@ -195,6 +195,19 @@ TEST_F(DiscoveryLab, NodeRegistersAtTheRdOverDtlsPskAndOnlyAsItself) {
   EXPECT_EQ(gone.find("</nodes/node-rd>"), std::string::npos) << gone;
 }
 
+TEST(DiscoveryStartup, AnInterfaceThatDoesNotExistNamesTheLine) {
+  const TempDir dir;
+  const std::string config = "[agent]\nstate_dir = \"" + (dir / "state").string() +
+                             "\"\n[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(freeUdpPort()) +
+                             "\"]\n[discovery]\ninterfaces = [\"lo\",\n  \"nosuch0\"]\ndns_sd = false\n";
+  writeFile(dir / "agent.toml", config);
+  const auto r = run({agentBinary(), "--config", (dir / "agent.toml").string()}, 20s);
+  EXPECT_EQ(r.exit_code, 78) << r.err;
+  EXPECT_NE(r.err.find((dir / "agent.toml").string() + ":7:3: no network interface named 'nosuch0'"),
+            std::string::npos)
+      << r.err;
+}
+
 // avahi-browse -p -r -t in `host`: the resolved lines ("=;eth0;IPv4;name;type;...;txt").
 std::string browse(const NetnsLab& lab, const std::string& host, const AvahiSandbox& avahi, const std::string& type) {
   return run(lab.inHost(host, {AvahiSandbox::findProgram("avahi-browse"), "-r", "-p", "-t", type}), 20s, "",
