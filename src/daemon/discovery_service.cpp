@@ -341,7 +341,7 @@ void DiscoveryService::onProbeAnswer(const discovery::ProbeAnswer& answer) {
 std::optional<std::string> DiscoveryService::linkAddressOf(const std::string& host) {
   if (auto mac = neighbors_.linkAddress(host)) return mac;
   const auto now = std::chrono::steady_clock::now();
-  if (neighbors_read_ && now - *neighbors_read_ < std::chrono::seconds(1)) return std::nullopt;
+  if (neighbors_read_ && now - *neighbors_read_ < std::chrono::milliseconds(250)) return std::nullopt;
   neighbors_read_ = now;
   neighbors_ = discovery::NeighborTable::read();
   if (!neighbors_.error().empty() && !neighbors_error_logged_) {

@@ -49,7 +49,7 @@ class DiscoveryService {
   void fetchResources(discovery::Sighting sighting);
   void onRegistration(const discovery::Registration& registration, discovery::RdEvent event);
   void expire();
-  /// The responder's link-layer address (kernel neighbour table, re-read at most once a second).
+  /// The responder's link-layer address (kernel neighbour table, re-read at most every 250 ms).
   std::optional<std::string> linkAddressOf(const std::string& host);
 
   [[nodiscard]] coap::Response rdRegister(const coap::Request& request);

@@ -81,6 +81,12 @@ Link nodeLink(const NodeRecord& node) {
   link.attributes.push_back(quoted("src", std::move(src)));
   // RFC 9176's "base": where the node itself answers (the preferred address).
   if (!node.addresses.empty()) link.attributes.push_back(quoted("base", nodeUri(node.addresses.front())));
+  // Every address the node was seen at (a dual-stack host answers from several), space-separated.
+  if (node.addresses.size() > 1) {
+    std::string all;
+    for (const auto& a : node.addresses) all += (all.empty() ? "" : " ") + nodeUri(a);
+    link.attributes.push_back(quoted("addr", std::move(all)));
+  }
   if (node.secure) link.attributes.push_back({"secure", std::nullopt, false});
   return link;
 }

@@ -206,6 +206,9 @@ bool NodeRegistry::observe(const Sighting& sighting, Clock::time_point now) {
   for (std::size_t i = 0; i < pool.size() && !index; ++i) {
     if (!sameKey(pool[i].first, s_norm)) continue;
     updateResources(pool[i].first, sighting, now);
+    // A multicast sighting is keyed by its address; its name (the responder's link-layer
+    // address) may only become known on a later answer, and then links it to its other addresses.
+    if (sighting.source == Source::multicast && !sighting.name.empty()) pool[i].first.name = sighting.name;
     index = i;
   }
   if (!index) {

@@ -181,7 +181,8 @@ class NodeRegistry {
   [[nodiscard]] std::vector<const NodeRecord*> nodes() const;
 
   /// The body of GET /nodes: one `</nodes/ID>;rt="core.node";ep="...";src="multicast dns-sd";
-  /// base="coap://...";secure` link per node, ordered by id. `filter_query` is the request's
+  /// base="coap://...";addr="coap://... coap://...";secure` link per node (addr only with more
+  /// than one address), ordered by id. `filter_query` is the request's
   /// query ("rt=core.node", "ep=lamp*&src=rd", ...): every parameter must match, a value ending
   /// in '*' is a prefix, `href` matches the link target, rt/if/src match any of their words, a
   /// parameter without '=' asks for the attribute to be present.

@@ -179,6 +179,28 @@ TEST(NodeRegistry, SameHostOtherPortIsAnotherNode) {
   EXPECT_EQ(r.findByAddress({"192.0.2.7", 5683, false}), nullptr);
 }
 
+TEST(NodeRegistry, MulticastAnswersFromOneLinkLayerAddressAreOneNodeEvenWhenItIsLearnedLater) {
+  NodeRegistry r;
+  // First round: the neighbour table did not know the responder yet (no name).
+  ASSERT_TRUE(r.observe(multicast("192.0.2.5"), at(0)));
+  ASSERT_TRUE(r.observe(multicast("fe80::1%eth0"), at(0)));
+  ASSERT_EQ(r.nodes().size(), 2U);
+  // Next round: both addresses named by the same MAC: one node with both addresses.
+  auto v4 = multicast("192.0.2.5");
+  v4.name = "02:00:00:00:00:05";
+  auto v6 = multicast("fe80::1%eth0");
+  v6.name = "02:00:00:00:00:05";
+  ASSERT_TRUE(r.observe(v4, at(10)));
+  ASSERT_TRUE(r.observe(v6, at(10)));
+  ASSERT_EQ(r.nodes().size(), 1U);
+  EXPECT_EQ(r.nodes().front()->addresses.size(), 2U);
+  // Another MAC stays another node.
+  auto other = multicast("192.0.2.6");
+  other.name = "02:00:00:00:00:06";
+  ASSERT_TRUE(r.observe(other, at(10)));
+  EXPECT_EQ(r.nodes().size(), 2U);
+}
+
 TEST(NodeRegistry, Ipv4AndIpv6OfOneMdnsInstanceAreOneNode) {
   NodeRegistry r;
   Events ev(r);
