@@ -1,7 +1,7 @@
 // The network-namespace lab the multicast and node tests stand on: hosts reach each other over
 // IPv4 and IPv6, multicast to the CoAP groups floods the segment, and nothing is left behind.
 
-#include "harness.h"
+#include "coap_clients.h"
 #include "netns_lab.h"
 
 #include <gtest/gtest.h>
@@ -147,6 +147,25 @@ TEST_F(NetnsLabTest, ALabOfADeadProcessIsSweptByTheNextLab) {
   NetnsLab next;
   EXPECT_FALSE(nsExists(stale));
   EXPECT_TRUE(nsExists(ours));
+}
+
+TEST_F(NetnsLabTest, TheAgentRunsInAHostAndServesAnotherOne) {
+  NetnsLab lab;
+  lab.addHost("gw");
+  lab.addHost("node");
+  TempDir dir;
+  std::string config = baseConfig(dir, 5684);
+  config.replace(config.find("127.0.0.1"), 9, lab.ipv4("gw"));
+  // NOTIFY_SOCKET is a path: the agent's readiness reaches us from inside the namespace.
+  AgentUnderTest agent(dir, config, {}, lab.netns("gw"));
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  const auto imported = ctl(agent.configFile(), {"keys", "import", "-"}, "dev-1," + hexOf("lab-secret-key-01") + "\n");
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const RunResult r = run(lab.inHost("node", {kGnutlsClient, "-B", "5", "-u", "dev-1", "-k", "lab-secret-key-01",
+                                              "coaps://" + lab.ipv4("gw") + ":5684/.well-known/core"}),
+                          20s);
+  EXPECT_NE(r.out.find("</status>"), std::string::npos) << r.out << r.err << agent.log();
+  EXPECT_EQ(agent.stop(), std::optional<int>(0)) << agent.log();
 }
 
 }  // namespace

@@ -147,7 +147,10 @@ std::string NetnsLab::addHost(const std::string& name) {
   hosts_.push_back(h);  // from here on the destructor removes it, whatever fails below
   const std::string port = "port" + n;
   // DAD off before eth0 exists, so that its link-local and global addresses are usable at once.
-  must(inHost(name, {"sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"}));
+  // (/proc/sys/net shows the namespace of the process that writes it.)
+  must(inHost(name, {"sh", "-c",
+                     "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad && "
+                     "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"}));
   must({"ip", "-n", bridge_ns_, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.ns});
   must({"ip", "-n", bridge_ns_, "link", "set", port, "master", "br0", "up"});
   must({"ip", "-n", h.ns, "link", "set", "lo", "up"});
