@@ -12,7 +12,6 @@ COAP_EDGE_PACKAGES=(
   libsqlite3-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   libavahi-client-dev
   libgtest-dev libgmock-dev
-  libavahi-client-dev
   libcoap3-bin openssl python3-prometheus-client
   avahi-daemon avahi-utils dbus-daemon dbus iproute2 iputils-ping util-linux python3
 )
