@@ -3,9 +3,9 @@
 // network-namespace lab: multicast discovery over IPv4 and IPv6, Block2, PUT, Observe, sleep,
 // and registration at coap-rd.
 
+#include "avahi_sandbox.h"
 #include "harness.h"
 #include "netns_lab.h"
-#include "private_avahi.h"
 
 #include <gtest/gtest.h>
 
@@ -247,20 +247,19 @@ TEST_F(SimnodeLab, ARefusedRegistrationEndsTheNodeWithTheCodeAndReason) {
 }
 
 TEST_F(SimnodeLab, PublishesItselfThroughAvahiOnTheSegment) {
-  std::string why;
-  if (!PrivateAvahi::available(why)) GTEST_SKIP() << why;
+  if (const auto why = AvahiSandbox::unavailableReason(); !why.empty()) GTEST_SKIP() << why;
   // One avahi-daemon where the node runs, another where the browser runs: mDNS crosses the lab.
-  PrivateAvahi node_side(*lab_, "n1", dir_ / "avahi-n1");
-  ASSERT_TRUE(node_side.ready()) << node_side.log();
-  PrivateAvahi browser_side(*lab_, "client", dir_ / "avahi-client");
-  ASSERT_TRUE(browser_side.ready()) << browser_side.log();
-  const auto log = startNode("n1", {"--avahi", "--listen", "[::]:5699"}, node_side.env());
+  AvahiSandbox node_side({lab_->netns("n1"), {"eth0"}, "n1-host", true});
+  ASSERT_TRUE(node_side.waitRunning()) << node_side.logs();
+  AvahiSandbox browser_side({lab_->netns("client"), {"eth0"}, "client-host", true});
+  ASSERT_TRUE(browser_side.waitRunning()) << browser_side.logs();
+  const auto log = startNode("n1", {"--avahi", "--listen", "[::]:5699"}, node_side.clientEnv());
   ASSERT_TRUE(waitForText(log, "avahi: published n1 as _coap._udp port 5699", 10s)) << readFile(log);
   // -r resolves, -t stops after the cache is dumped, -p parsable: ...;NAME;TYPE;DOMAIN;HOST;ADDR;PORT;TXT
   bool seen = false;
   std::string last;
   for (int i = 0; i < 10 && !seen; ++i) {
-    const RunResult r = run(lab_->inHost("client", {"avahi-browse", "-rtp", "_coap._udp"}), 15s, "", browser_side.env());
+    const RunResult r = run(lab_->inHost("client", {"avahi-browse", "-rtp", "_coap._udp"}), 15s, "", browser_side.clientEnv());
     last = r.out + r.err;
     seen = r.out.find(lab_->ipv4("n1") + ";5699;\"ep=n1\"") != std::string::npos &&
            r.out.find(";n1;_coap._udp;local;") != std::string::npos;
