@@ -42,25 +42,11 @@ std::optional<std::uint32_t> uintOption(const coap_pdu_t* pdu, coap_option_num_t
   return coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
 }
 
-coap_pdu_code_t requestCode(Method m) {
-  switch (m) {
-    case Method::get:
-      return COAP_REQUEST_CODE_GET;
-    case Method::post:
-      return COAP_REQUEST_CODE_POST;
-    case Method::put:
-      return COAP_REQUEST_CODE_PUT;
-    case Method::del:
-      return COAP_REQUEST_CODE_DELETE;
-    case Method::fetch:
-      return COAP_REQUEST_CODE_FETCH;
-    case Method::patch:
-      return COAP_REQUEST_CODE_PATCH;
-    case Method::ipatch:
-      return COAP_REQUEST_CODE_IPATCH;
-  }
-  return COAP_REQUEST_CODE_GET;
-}
+// Method's values are the request codes 0.01..0.07 themselves (RFC 7252 §12.1.1).
+coap_pdu_code_t requestCode(Method m) { return static_cast<coap_pdu_code_t>(m); }
+static_assert(static_cast<unsigned>(Method::get) == COAP_REQUEST_CODE_GET &&
+              static_cast<unsigned>(Method::del) == COAP_REQUEST_CODE_DELETE &&
+              static_cast<unsigned>(Method::ipatch) == COAP_REQUEST_CODE_IPATCH);
 
 // Numeric host (IPv6 link-local scope "%eth0" included) and port into libcoap's address.
 bool resolveNumeric(const std::string& host, std::uint16_t port, coap_address_t& out) {

@@ -209,6 +209,21 @@ TEST_F(DiscoveryLab, NodeRegistersAtTheRdOverDtlsPskAndOnlyAsItself) {
   EXPECT_EQ(coaps({agentUri("rd-lookup/ep?ep=node-other")}).out.find("node-other"), std::string::npos);
   EXPECT_NE(coaps({agentUri("rd-lookup/ep")}).out.find("ep=\"node-rd\""), std::string::npos);
 
+  // Simple registration (RFC 9176 §5.1): the RD fetches /.well-known/core back over the
+  // requester's own DTLS session; only the requester's own ep.
+  const auto simple_other = coaps({"-m", "post", agentUri(".well-known/rd?ep=node-rd")}, "node-other",
+                                  "node-other-secret-1");
+  EXPECT_NE(simple_other.err.find("4.03"), std::string::npos) << simple_other.out << simple_other.err;
+  const auto simple = coaps({"-m", "post", agentUri(".well-known/rd?ep=node-other&lt=60")}, "node-other",
+                            "node-other-secret-1");
+  EXPECT_EQ(simple.err.find("4."), std::string::npos) << simple.out << simple.err;
+  std::string simple_eps;
+  for (int i = 0; i < 20 && simple_eps.find("ep=\"node-other\"") == std::string::npos; ++i) {
+    simple_eps = coaps({agentUri("rd-lookup/ep?ep=node-other")}).out;
+    if (simple_eps.find("ep=\"node-other\"") == std::string::npos) std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_NE(simple_eps.find("ep=\"node-other\""), std::string::npos) << simple_eps << agent_->log();
+
   // Killed without de-registering: the registration (lifetime 10 s) expires and the node goes.
   node->signal(SIGKILL);
   const std::string gone = waitForNodes(
