@@ -100,6 +100,16 @@ int status(Invocation& inv) {
                          s.value("psk", 0), s.value("x509", 0), s.value("plain", 0));
   inv.out << fmt::format("keys: {} active, {} revoked\n", doc["keys"].value("active", 0),
                          doc["keys"].value("revoked", 0));
+  if (doc.contains("nodes")) {
+    const auto& n = doc["nodes"];
+    const auto& by = n["by_source"];
+    const auto& d = doc["discovery"];
+    inv.out << fmt::format("nodes: {} ({} by multicast, {} by DNS-SD, {} in the RD; {} KB), {} RD registrations, "
+                           "DNS-SD {}\n",
+                           n.value("count", 0), by.value("multicast", 0), by.value("dns_sd", 0), by.value("rd", 0),
+                           n.value("memory_bytes", 0) / 1024, doc["rd"].value("registrations", 0),
+                           d["dns_sd"].value("state", "?"));
+  }
   if (doc.contains("acl")) {
     const auto& a = doc["acl"];
     inv.out << fmt::format("acl: {} allowed, {} forbidden, {} unauthenticated\n", a.value("allowed", 0),

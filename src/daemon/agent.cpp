@@ -27,6 +27,17 @@ std::string at(const config::Config& cfg, config::Position where, const std::str
   return config::Error{cfg.file.string(), where, message}.str();
 }
 
+// [discovery] is applied at startup only (sockets, Avahi, the registry's size).
+bool sameDiscovery(const config::DiscoverySection& a, const config::DiscoverySection& b) {
+  if (a.interfaces.size() != b.interfaces.size()) return false;
+  for (std::size_t i = 0; i < a.interfaces.size(); ++i) {
+    if (a.interfaces[i].value != b.interfaces[i].value) return false;
+  }
+  return a.multicast == b.multicast && a.dns_sd == b.dns_sd && a.interval == b.interval && a.leisure == b.leisure &&
+         a.rt == b.rt && a.node_ttl == b.node_ttl && a.publish == b.publish &&
+         a.resource_directory == b.resource_directory && a.max_nodes == b.max_nodes;
+}
+
 }  // namespace
 
 std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
@@ -248,6 +259,9 @@ void Agent::reload() {
   limits_.setLimits(next.limits);  // new rates; bucket state of every key is kept
   if (next.agent.metrics_file && !config_.agent.metrics_file) {
     CE_LOG_WARN("metrics_file was not set at startup: restart the agent to start writing it");
+  }
+  if (!sameDiscovery(next.discovery, config_.discovery)) {
+    CE_LOG_WARN("[discovery] changed: restart the agent to apply it");
   }
   if (next.agent.metrics_interval != config_.agent.metrics_interval) {
     CE_LOG_WARN("metrics_interval changed: restart the agent to apply it");

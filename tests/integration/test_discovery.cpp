@@ -179,6 +179,9 @@ TEST_F(DiscoveryLab, NodeRegistersAtTheRdOverDtlsPskAndOnlyAsItself) {
   EXPECT_NE(res.out.find("anchor=\"coap"), std::string::npos) << res.out;
   const auto eps = coaps({agentUri("rd-lookup/ep")});
   EXPECT_NE(eps.out.find("ep=\"node-rd\""), std::string::npos) << eps.out;
+  const auto status = ctl(dir_ / "agent.toml", {"status"});
+  EXPECT_NE(status.out.find("nodes: 1 (0 by multicast, 0 by DNS-SD, 1 in the RD;"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("1 RD registrations, DNS-SD off"), std::string::npos) << status.out;
 
   // Another identity cannot register (or take over) endpoint node-rd.
   writeFile(dir_ / "other.key", hexOf("node-other-secret-1") + "\n");
