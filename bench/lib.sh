@@ -1,0 +1,148 @@
+# Shared by run-termination.sh and run-memory.sh (sourced, not run): options, binaries, the two
+# servers under test on loopback, cleanup. Every wait here is bounded.
+
+BUILD_DIR=""
+SESSIONS=""
+WORKERS=2
+OUTSTANDING=4
+DURATION=5
+JSON_OUT=""
+HOLD=3
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+parse_common_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --build-dir) BUILD_DIR=$2; shift 2 ;;
+      --sessions) SESSIONS=$2; shift 2 ;;
+      --workers) WORKERS=$2; shift 2 ;;
+      --outstanding) OUTSTANDING=$2; shift 2 ;;
+      --duration) DURATION=$2; shift 2 ;;
+      --hold) HOLD=$2; shift 2 ;;
+      --json-out) JSON_OUT=$2; shift 2 ;;
+      -h|--help) usage; exit 0 ;;
+      *) die "unknown option $1 (see --help)" ;;
+    esac
+  done
+  [[ -n "$BUILD_DIR" ]] || BUILD_DIR="$BENCH_LIB_DIR/../build"
+  BUILD_DIR=$(cd "$BUILD_DIR" && pwd) || die "no build directory $BUILD_DIR"
+  AGENT="$BUILD_DIR/src/daemon/coap-edge-agent"
+  CTL="$BUILD_DIR/src/ctl/coap-edge-ctl"
+  LOADGEN="$BUILD_DIR/bench/loadgen/coap-edge-loadgen"
+  PEER="$BUILD_DIR/bench/coap-server"
+  for b in "$AGENT" "$CTL" "$LOADGEN" "$PEER"; do
+    [[ -x "$b" ]] || die "$b is missing: cmake --build $BUILD_DIR --target coap-edge-agent coap-edge-ctl coap-edge-loadgen bench-coap-server"
+  done
+  command -v python3 >/dev/null || die "python3 is needed to read the JSON reports"
+  command -v ss >/dev/null || die "ss (iproute2) is needed to see when a server listens"
+}
+
+# Processes started here, killed on exit whatever happens.
+PIDS=()
+WORK=$(mktemp -d /tmp/coap-edge-bench.XXXXXX)
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PSK_IDENTITY="bench-client"
+PSK_HEX=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+# Two consecutive free UDP ports on 127.0.0.1 (the example server adds 1 for DTLS); prints the first.
+free_port_pair() {
+  python3 - <<'PY'
+import socket
+for _ in range(50):
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+    p = a.getsockname()[1]
+    if p >= 65535: a.close(); continue
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError: pass
+    finally: a.close(); b.close()
+else:
+    raise SystemExit("no free pair of UDP ports on 127.0.0.1")
+PY
+}
+
+# wait_listening PID PORT: until something listens on 127.0.0.1:PORT (UDP), at most 10 s.
+wait_listening() {
+  local pid=$1 port=$2
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    [[ -n "$(ss -Hlun "sport = :$port")" ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# start_agent PORT MAX_SESSIONS: coap-edge-agent with PSK only, the bench identity imported.
+# Limits and an ACL are configured (as in production) but never bind: the cost of checking them
+# is part of what is measured.
+start_agent() {
+  local port=$1 max_sessions=$2 dir="$WORK/agent"
+  mkdir -p "$dir/state"
+  cat >"$dir/agent.toml" <<TOML
+[agent]
+name = "gw-bench"
+state_dir = "$dir/state"
+log_level = "warning"
+[downstream]
+listen = ["127.0.0.1:$port"]
+idle_timeout = "300s"
+[limits]
+max_sessions = $max_sessions
+max_handshakes = 100
+per_identity = { rate = 1000000.0, burst = 1000000 }
+[[acl]]
+identity = "bench-*"
+allow = ["GET /.well-known/core", "GET /status"]
+TOML
+  "$CTL" --config "$dir/agent.toml" keys import - <<<"$PSK_IDENTITY,$PSK_HEX" >"$dir/import.log" 2>&1 ||
+    die "coap-edge-ctl keys import failed: $(cat "$dir/import.log")"
+  "$AGENT" --config "$dir/agent.toml" >"$dir/agent.log" 2>&1 &
+  AGENT_PID=$!
+  PIDS+=("$AGENT_PID")
+  wait_listening "$AGENT_PID" "$port" || die "coap-edge-agent did not listen on 127.0.0.1:$port: $(tail -5 "$dir/agent.log")"
+}
+
+# start_peer PORT: libcoap's example coap-server on the same libcoap + mbedTLS, same PSK, DTLS on PORT+1.
+start_peer() {
+  local port=$1
+  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" >"$WORK/peer.log" 2>&1 &
+  PEER_PID=$!
+  PIDS+=("$PEER_PID")
+  wait_listening "$PEER_PID" "$((port + 1))" || die "coap-server did not listen on 127.0.0.1:$((port + 1)): $(tail -5 "$WORK/peer.log")"
+}
+
+stop_pid() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# loadgen PORT OUT_JSON LABEL [extra loadgen options...]
+loadgen() {
+  local port=$1 out=$2 label=$3
+  shift 3
+  "$LOADGEN" --host 127.0.0.1 --port "$port" --path /.well-known/core --label "$label" \
+    --psk-identity "$PSK_IDENTITY" --psk-hex "$PSK_HEX" --workers "$WORKERS" "$@" >"$out" ||
+    die "load generator failed against $label (127.0.0.1:$port)"
+}
