@@ -8,6 +8,7 @@ OUTSTANDING=4
 DURATION=5
 JSON_OUT=""
 HOLD=3
+REPEAT=1
 BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -21,11 +22,13 @@ parse_common_args() {
       --outstanding) OUTSTANDING=$2; shift 2 ;;
       --duration) DURATION=$2; shift 2 ;;
       --hold) HOLD=$2; shift 2 ;;
+      --repeat) REPEAT=$2; shift 2 ;;
       --json-out) JSON_OUT=$2; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
+  [[ "$REPEAT" =~ ^[1-9][0-9]?$ ]] || die "--repeat takes 1..99"
   [[ -n "$BUILD_DIR" ]] || BUILD_DIR="$BENCH_LIB_DIR/../build"
   BUILD_DIR=$(cd "$BUILD_DIR" && pwd) || die "no build directory $BUILD_DIR"
   AGENT="$BUILD_DIR/src/daemon/coap-edge-agent"
@@ -93,7 +96,8 @@ wait_listening() {
 # Limits and an ACL are configured (as in production) but never bind: the cost of checking them
 # is part of what is measured.
 start_agent() {
-  local port=$1 max_sessions=$2 dir="$WORK/agent"
+  local port=$1 max_sessions=$2 dir
+  dir=$(mktemp -d "$WORK/agent.XXXXXX")
   mkdir -p "$dir/state"
   cat >"$dir/agent.toml" <<TOML
 [agent]
@@ -122,7 +126,7 @@ TOML
 # start_peer PORT: libcoap's example coap-server on the same libcoap + mbedTLS, same PSK, DTLS on PORT+1.
 start_peer() {
   local port=$1
-  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" >"$WORK/peer.log" 2>&1 &
+  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" >>"$WORK/peer.log" 2>&1 &
   PEER_PID=$!
   PIDS+=("$PEER_PID")
   wait_listening "$PEER_PID" "$((port + 1))" || die "coap-server did not listen on 127.0.0.1:$((port + 1)): $(tail -5 "$WORK/peer.log")"
@@ -138,11 +142,27 @@ stop_pid() {
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# loadgen PORT OUT_JSON LABEL [extra loadgen options...]
+# CPU time (user + system) of PID so far, in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# loadgen SERVER_PID PORT OUT_JSON LABEL [extra loadgen options...]: runs the generator; the
+# server's CPU time over the load phase (from the end of the handshakes to the generator's exit)
+# goes to OUT_JSON.cpu as "ticks ticks_per_second", so that cost per request can be read even on
+# a machine that other work keeps busy.
 loadgen() {
-  local port=$1 out=$2 label=$3
-  shift 3
+  local server=$1 port=$2 out=$3 label=$4 ready="$3.ready" gen t0 t1
+  shift 4
   "$LOADGEN" --host 127.0.0.1 --port "$port" --path /.well-known/core --label "$label" \
-    --psk-identity "$PSK_IDENTITY" --psk-hex "$PSK_HEX" --workers "$WORKERS" "$@" >"$out" ||
-    die "load generator failed against $label (127.0.0.1:$port)"
+    --psk-identity "$PSK_IDENTITY" --psk-hex "$PSK_HEX" --workers "$WORKERS" --ready-file "$ready" "$@" >"$out" &
+  gen=$!
+  PIDS+=("$gen")
+  for _ in $(seq 20000); do  # 0.01 s steps; the generator bounds its own handshake phase
+    [[ -e "$ready" ]] && break
+    kill -0 "$gen" 2>/dev/null || break
+    sleep 0.01
+  done
+  t0=$(cpu_ticks "$server")
+  wait "$gen" || die "load generator failed against $label (127.0.0.1:$port)"
+  t1=$(cpu_ticks "$server")
+  echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$out.cpu"
 }

@@ -202,6 +202,7 @@ int run(const Options& o) {
     load->sessions_lost += r->sessions_lost;
     load->send_drops += r->send_drops;
     load->response_bytes += r->response_bytes;
+    load->cpu_us += r->cpu_us;
     load->latency.merge(r->latency);
   }
   stopChildren(children);
@@ -231,6 +232,8 @@ int run(const Options& o) {
       {"latency_us",
        {{"p50", h.percentile(0.50)}, {"p99", h.percentile(0.99)}, {"p99_9", h.percentile(0.999)},
         {"max", h.max()}, {"mean", h.mean()}}},
+      // How busy the generator itself was: near workers x 1.0 means it may be the bottleneck.
+      {"generator_cpu_seconds_per_second", static_cast<double>(load->cpu_us) / 1e6 / o.duration_s},
       {"retransmissions", load->retransmissions},
       {"send_drops", load->send_drops},
       {"errors",

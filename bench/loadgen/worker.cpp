@@ -10,6 +10,7 @@
 #include <mbedtls/net_sockets.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +32,15 @@ namespace {
 constexpr std::uint8_t kMaxRetransmit = 4;                 // RFC 7252 MAX_RETRANSMIT
 constexpr auto kSeparateResponseLimit = std::chrono::seconds(30);
 constexpr auto kScanInterval = std::chrono::milliseconds(20);
+
+std::uint64_t cpuMicros() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto us = [](const timeval& tv) {
+    return static_cast<std::uint64_t>(tv.tv_sec) * 1000000U + static_cast<std::uint64_t>(tv.tv_usec);
+  };
+  return us(ru.ru_utime) + us(ru.ru_stime);
+}
 
 std::int64_t monotonicNs(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -92,7 +102,9 @@ class Worker {
     if (!writeAll(share_.to_parent, &hs, sizeof hs)) return 1;
     char go = 0;
     if (::read(share_.from_parent, &go, 1) != 1) return 1;  // parent gone or said stop
+    const std::uint64_t cpu_before = cpuMicros();
     loadPhase();
+    load_.cpu_us = cpuMicros() - cpu_before;
     closeAll();
     return writeAll(share_.to_parent, &load_, sizeof load_) ? 0 : 1;
   }
