@@ -9,6 +9,7 @@ DURATION=5
 JSON_OUT=""
 HOLD=3
 REPEAT=1
+AUTH=psk
 BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -23,6 +24,7 @@ parse_common_args() {
       --duration) DURATION=$2; shift 2 ;;
       --hold) HOLD=$2; shift 2 ;;
       --repeat) REPEAT=$2; shift 2 ;;
+      --x509) AUTH=x509; shift ;;
       --json-out) JSON_OUT=$2; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
@@ -40,6 +42,27 @@ parse_common_args() {
   done
   command -v python3 >/dev/null || die "python3 is needed to read the JSON reports"
   command -v ss >/dev/null || die "ss (iproute2) is needed to see when a server listens"
+  AUTH_ARGS=(--psk-identity "$PSK_IDENTITY" --psk-hex "$PSK_HEX")
+  if [[ "$AUTH" == x509 ]]; then
+    make_pki
+    AUTH_ARGS=(--cert "$PKI/$PSK_IDENTITY.crt" --key "$PKI/$PSK_IDENTITY.key" --ca "$PKI/ca.crt"
+               --server-name 127.0.0.1)
+  fi
+}
+
+# --x509: one CA made with coap-edge-ctl; the gateway certificate (serverAuth, SAN 127.0.0.1)
+# serves both servers, the client certificate's CN is the PSK identity (the agent's ACL matches it).
+make_pki() {
+  PKI="$WORK/pki"
+  mkdir -p "$PKI" "$WORK/pki-state"
+  printf '[agent]\nname = "gw-bench"\nstate_dir = "%s"\n[downstream]\nlisten = ["127.0.0.1:5684"]\n' \
+    "$WORK/pki-state" >"$WORK/pki.toml"
+  {
+    "$CTL" --config "$WORK/pki.toml" ca init &&
+      "$CTL" --config "$WORK/pki.toml" ca show >"$PKI/ca.crt" &&
+      "$CTL" --config "$WORK/pki.toml" cert issue gw-bench --out "$PKI" --server --san 127.0.0.1 &&
+      "$CTL" --config "$WORK/pki.toml" cert issue "$PSK_IDENTITY" --out "$PKI"
+  } >"$WORK/pki.log" 2>&1 || die "making the test PKI with coap-edge-ctl failed: $(tail -3 "$WORK/pki.log")"
 }
 
 # Processes started here, killed on exit whatever happens.
@@ -107,6 +130,9 @@ log_level = "warning"
 [downstream]
 listen = ["127.0.0.1:$port"]
 idle_timeout = "300s"
+$(if [[ "$AUTH" == x509 ]]; then
+    printf 'certificate = "%s"\nprivate_key = "%s"\nca = "%s"\n' "$PKI/gw-bench.crt" "$PKI/gw-bench.key" "$PKI/ca.crt"
+  fi)
 [limits]
 max_sessions = $max_sessions
 max_handshakes = 100
@@ -126,7 +152,9 @@ TOML
 # start_peer PORT: libcoap's example coap-server on the same libcoap + mbedTLS, same PSK, DTLS on PORT+1.
 start_peer() {
   local port=$1
-  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" >>"$WORK/peer.log" 2>&1 &
+  local pki=()
+  [[ "$AUTH" == x509 ]] && pki=(-c "$PKI/gw-bench.crt" -j "$PKI/gw-bench.key" -C "$PKI/ca.crt")
+  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" "${pki[@]}" >>"$WORK/peer.log" 2>&1 &
   PEER_PID=$!
   PIDS+=("$PEER_PID")
   wait_listening "$PEER_PID" "$((port + 1))" || die "coap-server did not listen on 127.0.0.1:$((port + 1)): $(tail -5 "$WORK/peer.log")"
@@ -153,7 +181,7 @@ loadgen() {
   local server=$1 port=$2 out=$3 label=$4 ready="$3.ready" gen t0 t1
   shift 4
   "$LOADGEN" --host 127.0.0.1 --port "$port" --path /.well-known/core --label "$label" \
-    --psk-identity "$PSK_IDENTITY" --psk-hex "$PSK_HEX" --workers "$WORKERS" --ready-file "$ready" "$@" >"$out" &
+    "${AUTH_ARGS[@]}" --workers "$WORKERS" --ready-file "$ready" "$@" >"$out" &
   gen=$!
   PIDS+=("$gen")
   for _ in $(seq 20000); do  # 0.01 s steps; the generator bounds its own handshake phase

@@ -6,8 +6,9 @@ set -euo pipefail
 
 usage() {
   cat <<'TXT'
-usage: bench/run-memory.sh [--build-dir DIR] [--sessions N] [--workers W] [--hold S] [--json-out FILE]
-Defaults: build dir ./build, 1000 sessions, 2 worker processes, sessions held 3 s.
+usage: bench/run-memory.sh [--build-dir DIR] [--sessions N] [--workers W] [--hold S] [--x509] [--json-out FILE]
+Defaults: build dir ./build, 1000 sessions, 2 worker processes, sessions held 3 s, DTLS-PSK
+(--x509: ECDHE-ECDSA with client certificates from a CA made with coap-edge-ctl).
 TXT
 }
 
@@ -20,7 +21,7 @@ measure() {
   local name=$1 pid=$2 port=$3 ready="$WORK/$1.ready" before after established gen
   sleep 0.5  # let the server finish starting (lazy allocations, first log lines)
   before=$(rss_kb "$pid")
-  "$LOADGEN" --host 127.0.0.1 --port "$port" --label "$name" --psk-identity "$PSK_IDENTITY" --psk-hex "$PSK_HEX" \
+  "$LOADGEN" --host 127.0.0.1 --port "$port" --label "$name" "${AUTH_ARGS[@]}" \
     --workers "$WORKERS" --sessions "$SESSIONS" --outstanding 0 --duration "$HOLD" \
     --handshake-timeout 120 --ready-file "$ready" >"$WORK/$name.json" &
   gen=$!
@@ -48,7 +49,7 @@ start_peer "$port"
 measure libcoap-coap-server "$PEER_PID" "$((port + 1))"
 stop_pid "$PEER_PID"
 
-python3 - "$WORK/memory.txt" "${JSON_OUT:-}" <<'PY'
+python3 - "$WORK/memory.txt" "${JSON_OUT:-}" "$AUTH" <<'PY'
 import json, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -59,7 +60,7 @@ for line in open(sys.argv[1]):
 edge, peer = rows["coap-edge"], rows["libcoap-coap-server"]
 ratio = (edge["per_session_kb"] / peer["per_session_kb"]
          if edge["per_session_kb"] is not None and peer["per_session_kb"] else None)
-summary = {"coap_edge": edge, "peer": peer, "ratios_coap_edge_over_peer": {"per_session_kb": ratio}}
+summary = {"auth": sys.argv[3], "coap_edge": edge, "peer": peer, "ratios_coap_edge_over_peer": {"per_session_kb": ratio}}
 print(json.dumps(summary, indent=2))
 print(f"\n{'':22}{'coap-edge':>14}{'coap-server':>14}{'ratio':>8}", file=sys.stderr)
 for key, label in (("rss_before_kb", "RSS before (KB)"), ("rss_after_kb", "RSS with sessions (KB)"),

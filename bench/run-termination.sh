@@ -7,9 +7,10 @@ set -euo pipefail
 usage() {
   cat <<'TXT'
 usage: bench/run-termination.sh [--build-dir DIR] [--sessions N] [--workers W] [--outstanding K]
-                                [--duration S] [--repeat R] [--json-out FILE]
+                                [--duration S] [--repeat R] [--x509] [--json-out FILE]
 Defaults: build dir ./build, 100 sessions, 2 worker processes, 4 outstanding GETs per session, 5 s,
-1 round (each round runs coap-edge, then the peer; the summary is the median over the rounds).
+1 round (each round runs coap-edge, then the peer; the summary is the median over the rounds),
+DTLS-PSK (--x509: ECDHE-ECDSA with client certificates from a CA made with coap-edge-ctl).
 TXT
 }
 
@@ -64,6 +65,7 @@ medians = {side: {k: median(reps, get) for k, get in figures.items()} for side, 
 ratios = {k: ratio(medians["coap_edge"][k], medians["peer"][k]) for k in figures}
 per_round = [{k: ratio(get(e), get(p)) for k, get in figures.items()} for e, p in zip(edge, peer)]
 summary = {
+    "auth": edge[0]["mode"],
     "rounds": rounds,
     "coap_edge": edge[-1] if rounds == 1 else edge,
     "peer": peer[-1] if rounds == 1 else peer,
