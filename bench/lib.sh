@@ -65,8 +65,14 @@ make_pki() {
   } >"$WORK/pki.log" 2>&1 || die "making the test PKI with coap-edge-ctl failed: $(tail -3 "$WORK/pki.log")"
 }
 
-# Processes started here, killed on exit whatever happens.
+# Processes started here and still running, killed on exit whatever happens. A process that was
+# waited for leaves the list at once, so that cleanup never signals a recycled PID.
 PIDS=()
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 WORK=$(mktemp -d /tmp/coap-edge-bench.XXXXXX)
 cleanup() {
   local pid
@@ -166,6 +172,7 @@ stop_pid() {
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -190,7 +197,10 @@ loadgen() {
     sleep 0.01
   done
   t0=$(cpu_ticks "$server")
-  wait "$gen" || die "load generator failed against $label (127.0.0.1:$port)"
+  local rc=0
+  wait "$gen" || rc=$?
+  forget_pid "$gen"
+  [[ $rc -eq 0 ]] || die "load generator failed against $label (127.0.0.1:$port)"
   t1=$(cpu_ticks "$server")
   echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$out.cpu"
 }

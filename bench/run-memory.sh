@@ -31,10 +31,17 @@ measure() {
     kill -0 "$gen" 2>/dev/null || break
     sleep 0.1
   done
-  [[ -e "$ready" ]] || { wait "$gen" || true; die "sessions to $name were not established"; }
+  if [[ ! -e "$ready" ]]; then
+    wait "$gen" || true
+    forget_pid "$gen"
+    die "sessions to $name were not established"
+  fi
   sleep 1  # sessions idle; nothing in flight
   after=$(rss_kb "$pid")
-  wait "$gen" || die "load generator failed against $name"
+  local rc=0
+  wait "$gen" || rc=$?
+  forget_pid "$gen"
+  [[ $rc -eq 0 ]] || die "load generator failed against $name"
   established=$(cat "$ready")
   echo "$name $before $after $established" >>"$WORK/memory.txt"
 }

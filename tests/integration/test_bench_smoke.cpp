@@ -37,6 +37,22 @@ TEST(BenchSmoke, TerminationReportsRequestsFromBothServers) {
   EXPECT_NE(r.err.find("requests/s"), std::string::npos) << r.err;
 }
 
+TEST(BenchSmoke, X509TerminationNegotiatesEcdheEcdsaWithBothServers) {
+  TempDir dir;
+  const auto out = dir / "termination-x509.json";
+  const auto r = runScript("run-termination.sh",
+                           {"--x509", "--sessions", "2", "--duration", "1", "--json-out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto summary = nlohmann::json::parse(readFile(out));
+  for (const char* side : {"coap_edge", "peer"}) {
+    SCOPED_TRACE(side);
+    const auto& report = summary.at(side);
+    EXPECT_EQ(report.at("cipher_suite").get<std::string>(), "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8") << report.dump(2);
+    EXPECT_EQ(report.at("sessions_established").get<int>(), 2) << report.dump(2);
+    EXPECT_GT(report.at("requests_completed").get<std::uint64_t>(), 0U) << report.dump(2);
+  }
+}
+
 TEST(BenchSmoke, MemoryReportsGrowthPerSessionForBothServers) {
   TempDir dir;
   const auto out = dir / "memory.json";
