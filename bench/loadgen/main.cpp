@@ -123,8 +123,9 @@ int run(const Options& o) {
         ::close(children[k].to_child);
       }
       const std::uint32_t share = o.sessions / o.workers + (w < o.sessions % o.workers ? 1 : 0);
+      const std::uint32_t active = o.active / o.workers + (w < o.active % o.workers ? 1 : 0);
       const std::uint32_t concurrency = std::max<std::uint32_t>(1, o.handshake_concurrency / o.workers);
-      ::_exit(runWorker(o, WorkerShare{share, concurrency, up[1], down[0]}));
+      ::_exit(runWorker(o, WorkerShare{share, active, concurrency, up[1], down[0]}));
     }
     ::close(up[1]);
     ::close(down[0]);
@@ -222,6 +223,7 @@ int run(const Options& o) {
       {"handshake_seconds", hs_seconds},
       {"handshakes_per_second", static_cast<double>(total.established) / hs_seconds},
       {"handshake_retransmissions", total.retransmissions},
+      {"active_sessions", o.active},
       {"outstanding_per_session", o.outstanding},
       {"duration_seconds", o.duration_s},
       {"requests_completed", load->completed},

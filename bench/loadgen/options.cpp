@@ -24,6 +24,8 @@ confirmable GETs outstanding on each for a fixed time, and prints one JSON repor
   --sessions N              DTLS sessions (1..100000, default 10)
   --workers W               worker processes (1..64, default 2)
   --outstanding K           requests in flight per session (0..16, default 1; 0 = idle)
+  --active A                only A of the sessions send requests, the rest stay established
+                            and idle (default: all)
   --duration S              seconds of load after all handshakes (0.1..3600, default 5)
   --handshake-timeout S     bound on the handshake phase (1..600, default 30)
   --handshake-concurrency C handshakes in flight at once over all workers (1..10000, default 64)
@@ -92,6 +94,7 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
     else if (flag == "--sessions") ok = parseNumber<std::uint32_t>(v, o.sessions, 1, 100000);
     else if (flag == "--workers") ok = parseNumber<std::uint32_t>(v, o.workers, 1, 64);
     else if (flag == "--outstanding") ok = parseNumber<std::uint32_t>(v, o.outstanding, 0, 16);
+    else if (flag == "--active") ok = parseNumber<std::uint32_t>(v, o.active, 1, 100000);
     else if (flag == "--duration") ok = parseNumber<double>(v, o.duration_s, 0.1, 3600.0);
     else if (flag == "--handshake-timeout") ok = parseNumber<double>(v, o.handshake_timeout_s, 1.0, 600.0);
     else if (flag == "--handshake-concurrency") ok = parseNumber<std::uint32_t>(v, o.handshake_concurrency, 1, 10000);
@@ -106,6 +109,7 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
     return fail("give --psk-identity and --psk-hex (PSK), or --cert and --key (ECDHE-ECDSA)");
   }
   o.workers = std::min(o.workers, o.sessions);
+  if (o.active == 0 || o.active > o.sessions) o.active = o.sessions;
   exit_code = 0;
   return o;
 }

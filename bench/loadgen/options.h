@@ -22,6 +22,7 @@ struct Options {
   std::uint32_t sessions = 10;
   std::uint32_t workers = 2;      ///< processes; each owns sessions/workers sessions
   std::uint32_t outstanding = 1;  ///< confirmable GETs in flight per session; 0 = idle sessions
+  std::uint32_t active = 0;       ///< sessions that send requests (0 = all); the rest stay idle
   double duration_s = 5.0;
   double handshake_timeout_s = 30.0;
   std::uint32_t handshake_concurrency = 64;  ///< below libcoap's 100 half-open sessions

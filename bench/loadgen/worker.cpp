@@ -347,8 +347,9 @@ class Worker {
   }
 
   void scanTimers(Clock::time_point now) {
-    for (auto& sp : sessions_) {
-      Session& s = *sp;
+    // Only the active sessions have requests: idle ones cost the generator nothing per scan.
+    for (std::uint32_t k = 0; k < share_.active && k < sessions_.size(); ++k) {
+      Session& s = *sessions_[k];
       if (s.state != Session::State::Established) continue;
       for (std::size_t i = 0; i < s.slots.size() && s.state == Session::State::Established; ++i) {
         Slot& slot = s.slots[i];
@@ -377,10 +378,9 @@ class Worker {
   void loadPhase() {
     const auto t0 = Clock::now();
     const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.duration_s));
-    for (auto& s : sessions_) {
-      for (std::size_t i = 0; i < s->slots.size() && s->state == Session::State::Established; ++i) {
-        issue(*s, i, t0);
-      }
+    for (std::uint32_t k = 0; k < share_.active && k < sessions_.size(); ++k) {
+      Session& s = *sessions_[k];
+      for (std::size_t i = 0; i < s.slots.size() && s.state == Session::State::Established; ++i) issue(s, i, t0);
     }
     std::array<epoll_event, 512> events{};
     auto last_scan = t0;

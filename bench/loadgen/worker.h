@@ -11,6 +11,7 @@ namespace coap_edge::bench {
 
 struct WorkerShare {
   std::uint32_t sessions;
+  std::uint32_t active;  ///< the first `active` sessions send requests
   std::uint32_t handshake_concurrency;
   int to_parent;    ///< write end
   int from_parent;  ///< read end: one byte starts the load phase

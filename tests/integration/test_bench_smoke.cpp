@@ -68,6 +68,25 @@ TEST(BenchSmoke, MemoryReportsGrowthPerSessionForBothServers) {
   }
 }
 
+TEST(BenchSmoke, ScalingKeepsIdleSessionsEstablishedAndLoadsOnlyTheActiveOnes) {
+  TempDir dir;
+  const auto out = dir / "scaling.json";
+  const auto r = runScript("run-scaling.sh",
+                           {"--levels", "4 8", "--active", "2", "--duration", "1", "--json-out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto summary = nlohmann::json::parse(readFile(out));
+  for (const int level : {4, 8}) {
+    for (const char* side : {"coap_edge", "peer"}) {
+      SCOPED_TRACE(std::to_string(level) + " " + side);
+      const auto& report = summary.at("levels").at(std::to_string(level)).at(side);
+      EXPECT_EQ(report.at("sessions_established").get<int>(), level) << report.dump(2);
+      EXPECT_EQ(report.at("active_sessions").get<int>(), 2) << report.dump(2);
+      EXPECT_GT(report.at("requests_completed").get<std::uint64_t>(), 0U) << report.dump(2);
+    }
+  }
+  EXPECT_TRUE(summary.at("throughput_at_max_over_min").at("coap_edge").is_number()) << summary.dump(2);
+}
+
 TEST(BenchSmoke, LoadGeneratorSaysWhyWhenNoServerAnswers) {
   const auto port = freeUdpPort();
   const auto r = run({COAP_EDGE_LOADGEN_PATH, "--port", std::to_string(port), "--psk-identity", "x", "--psk-hex",
