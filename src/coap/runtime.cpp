@@ -45,11 +45,20 @@ coap_log_t toLibcoap(log::Level level) {
   return COAP_LOG_WARN;
 }
 
+// libcoap's warnings for each failed handshake (Mbed TLS's error, each certificate issue): the
+// server logs every failure itself, with its reason, identity and peer, once per identity per
+// minute (server_handshakes.cpp), so a flood of failures must not get a line each here.
+bool isPerHandshakeFailure(std::string_view text) {
+  return text.find("do_mbedtls_handshake: session establish returned") != std::string_view::npos ||
+         (text.find(" DTLS: ") != std::string_view::npos && text.find(": issue 0x") != std::string_view::npos);
+}
+
 // libcoap's log handler has no context pointer: one free function forwards into our sink.
 void forwardLog(coap_log_t level, const char* message) {
   std::string_view text = message != nullptr ? message : "";
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  log::write(toOurs(level), kLogTag, text);
+  const log::Level ours = toOurs(level);
+  log::write(ours < log::Level::debug && isPerHandshakeFailure(text) ? log::Level::debug : ours, kLogTag, text);
 }
 
 }  // namespace

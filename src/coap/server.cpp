@@ -97,6 +97,7 @@ std::optional<std::chrono::milliseconds> Server::nextTimeout() {
 
 void Server::process() {
   coap_io_process(context_.get(), COAP_IO_NO_WAIT);
+  hookCertificateChecks();
   applyPendingCloses();
   serviceClient();
   if (sessions_changed_) {

@@ -8,6 +8,7 @@
 
 #include "coap/message.h"
 #include "coap/session_table.h"
+#include "policy/log_throttle.h"
 #include "tls/secret.h"
 
 #include <array>
@@ -159,7 +160,11 @@ inline constexpr std::size_t kResponseClassCount = 4;
 struct ServerStats {
   std::uint64_t handshakes_ok = 0;
   std::uint64_t handshakes_unknown_identity = 0;  ///< PSK identity unknown or revoked
-  std::uint64_t handshakes_dtls_error = 0;        ///< DTLS failed (bad key, bad certificate, ...)
+  std::uint64_t handshakes_bad_key = 0;           ///< PSK handed out, the peer's Finished did not verify
+  std::uint64_t handshakes_bad_certificate = 0;   ///< X.509 peer certificate failed verification
+  /// Half-open handshake closed by libcoap (retransmissions exhausted, idle) without an alert.
+  std::uint64_t handshakes_timeout = 0;
+  std::uint64_t handshakes_dtls_error = 0;        ///< any other DTLS failure (protocol error, peer's alert)
   std::uint64_t handshakes_rate_limited = 0;      ///< refused by the HandshakeGate
   std::uint64_t handshakes_max_sessions = 0;      ///< refused at max_sessions
   std::uint64_t handshakes_refused = 0;           ///< completed, then closed: revoked, no identity
@@ -171,8 +176,12 @@ struct ServerStats {
   std::array<std::array<std::uint64_t, kResponseClassCount>, kMethodCount> requests{};
 };
 
+/// Why a DTLS handshake failed (ServerStats, and the rate-limited log line).
+enum class HandshakeFailure : std::uint8_t { unknown_identity, bad_key, bad_certificate, timeout, dtls_error };
+
 /// Asked before a DTLS handshake from `address` (source IP, no port) gets credentials: false
-/// refuses it (the PSK lookup answers "unknown", so the peer sees a failed handshake).
+/// refuses it. PSK: the key lookup answers "unknown"; X.509: the peer's certificate is refused
+/// when it arrives. Either way the peer sees a failed handshake.
 using HandshakeGate = std::function<bool(std::string_view address)>;
 
 struct SessionCounts {
@@ -208,7 +217,7 @@ class Server {
   /// /.well-known/core), and the further Block2 blocks of a response already allowed to the
   /// same session.
   void setRequestFilter(RequestFilter filter) { filter_ = std::move(filter); }
-  /// Installs the per-address handshake admission check (PSK handshakes).
+  /// Installs the per-address handshake admission check (PSK and X.509 handshakes).
   void setHandshakeGate(HandshakeGate gate) { handshake_gate_ = std::move(gate); }
 
   /// The fd to watch for readability (libcoap's own epoll set).
@@ -250,6 +259,7 @@ class Server {
   };
   friend struct ServerCallbacks;  // libcoap's C trampolines (server_callbacks.cpp)
   friend struct ClientCallbacks;  // the same for responses to our requests (server_client.cpp)
+  friend struct HandshakeCallbacks;  // the X.509 verify hook (server_handshakes.cpp)
 
   struct PendingRequest {
     std::string token;
@@ -279,6 +289,17 @@ class Server {
   void setupPsk();
   void setupPki(const PkiFiles& files);
   void onEstablished(coap_session_t* session);
+  // Handshake outcomes (server_handshakes.cpp): each failure counted once, by reason, and logged
+  // at most once per identity (or address) per minute.
+  void countHandshakeFailure(SessionEntry& entry, HandshakeFailure reason);
+  /// DTLS_ERROR (our side failed it), DTLS_CLOSED (the peer's alert) and SERVER_SESSION_DEL of a
+  /// session that never connected.
+  void onHandshakeError(SessionEntry& entry);
+  void onHandshakeAborted(SessionEntry& entry);
+  void onHandshakeGone(SessionEntry& entry);
+  void logHandshakeFailure(const SessionEntry& entry, HandshakeFailure reason);
+  /// New DTLS sessions get the X.509 verify hook once libcoap has made their TLS context.
+  void hookCertificateChecks();
   SessionEntry& entryFor(coap_session_t* session);
   void applyPendingCloses();
 
@@ -296,6 +317,8 @@ class Server {
   ServerStats stats_;
   std::vector<std::string> bound_;
   std::vector<coap_session_t*> pending_close_;
+  std::vector<coap_session_t*> unhooked_;  ///< new DTLS sessions without the X.509 verify hook yet
+  policy::LogThrottle failure_log_{60 * policy::kNanosPerSecond, 4096};
   tls::SecretBytes handshake_key_;  ///< key handed to libcoap for the handshake in progress
   std::unique_ptr<coap_bin_const_t> handshake_bin_;  ///< view of handshake_key_ in libcoap's type
   std::array<std::string, 3> pki_paths_;  ///< libcoap keeps pointers to these C strings

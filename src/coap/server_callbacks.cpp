@@ -116,7 +116,12 @@ constexpr std::array<Method, 7> kAllMethods{Method::get,   Method::post,  Method
 
 }  // namespace
 
-Server::~Server() { releaseClientSessions(); }
+Server::~Server() {
+  releaseClientSessions();
+  // Freeing the context ends the sessions left with events; the members they would touch are
+  // gone by then, so the trampolines must find no Server.
+  if (context_) coap_context_set_app_data(context_.get(), nullptr);
+}
 
 struct ServerCallbacks {
   static const coap_bin_const_t* psk(coap_bin_const_t* identity, coap_session_t* session, void* arg) noexcept {
@@ -143,8 +148,9 @@ struct ServerCallbacks {
       }
       auto choice = self->credentials_.pskFor(id);
       if (!choice) {
-        CE_LOG_NOTICE("PSK handshake from {} with unknown or revoked identity '{}'", from, shown);
-        return refuse(self->stats_.handshakes_unknown_identity);
+        e->peer.identity = id;
+        self->countHandshakeFailure(*e, HandshakeFailure::unknown_identity);
+        return nullptr;
       }
       // Remember which key this handshake got: its outcome (DTLS_CONNECTED or DTLS_ERROR) is
       // reported back, and the sessions of a key whose grace period ends are closed.
@@ -169,7 +175,10 @@ struct ServerCallbacks {
       switch (event) {
         case COAP_EVENT_SERVER_SESSION_NEW: {
           SessionEntry& e = self->sessions_.add(session, remoteText(session));
-          if (coap_session_get_proto(session) == COAP_PROTO_DTLS) ++self->stats_.dtls_sessions_allocated;
+          if (coap_session_get_proto(session) == COAP_PROTO_DTLS) {
+            ++self->stats_.dtls_sessions_allocated;
+            if (self->pki_enabled_) self->unhooked_.push_back(session);
+          }
           if (coap_session_get_proto(session) == COAP_PROTO_UDP) {
             // Plain coap has no handshake: the session is usable (and anonymous) at once.
             self->sessions_.establish(e);
@@ -181,22 +190,15 @@ struct ServerCallbacks {
           self->onEstablished(session);
           break;
         case COAP_EVENT_DTLS_ERROR:
-          if (SessionEntry* e = self->sessions_.find(session);
-              e != nullptr && !e->established && !e->refused && !e->failure_counted) {
-            e->failure_counted = true;
-            ++self->stats_.handshakes_dtls_error;
-          }
-          // A handshake that failed after a key was handed out: most likely the peer holds the
-          // identity's other key (rotation); let the source offer that one next time.
-          if (SessionEntry* e = self->sessions_.find(session);
-              e != nullptr && !e->established && !e->refused && e->peer.key_generation != 0) {
-            CE_LOG_INFO("PSK handshake of '{}' from {} failed with key generation {}",
-                        log::printable(e->peer.identity), e->peer.address, e->peer.key_generation);
-            self->credentials_.handshakeResult(e->peer.identity, e->peer.key_generation, false);
-          }
+          if (SessionEntry* e = self->sessions_.find(session)) self->onHandshakeError(*e);
           [[fallthrough]];
         case COAP_EVENT_DTLS_CLOSED:
         case COAP_EVENT_SERVER_SESSION_DEL:
+          if (SessionEntry* e = self->sessions_.find(session); e != nullptr && event == COAP_EVENT_DTLS_CLOSED) {
+            self->onHandshakeAborted(*e);
+          } else if (e != nullptr && event == COAP_EVENT_SERVER_SESSION_DEL) {
+            self->onHandshakeGone(*e);
+          }
           if (SessionEntry* e = self->sessions_.find(session); e != nullptr && e->established) {
             self->sessions_changed_ = true;
             CE_LOG_INFO("session of '{}' from {} ended", log::printable(e->peer.identity), e->peer.address);

@@ -57,6 +57,7 @@ SessionEntry& SessionTable::add(const void* session, std::string address) {
   disestablish(entry);  // a reused pointer: the old session is gone
   entry = SessionEntry{};
   entry.peer.address = std::move(address);
+  entry.since = std::chrono::steady_clock::now();
   return entry;
 }
 

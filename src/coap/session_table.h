@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <string>
 #include <unordered_map>
 
 namespace coap_edge::coap {
@@ -18,7 +19,10 @@ struct SessionEntry {
   bool established = false;
   bool failure_counted = false;  ///< the handshake's failure is already in ServerStats
   bool refused = false;  ///< handshake done but the peer may not stay (revoked, no identity, full): closing
-  std::chrono::steady_clock::time_point since{};
+  bool address_checked = false;       ///< the X.509 handshake asked the HandshakeGate
+  bool certificate_rejected = false;  ///< the peer's certificate failed verification
+  std::string failure_detail;         ///< why, for the log (mbedTLS's verify info)
+  std::chrono::steady_clock::time_point since{};  ///< when the session appeared, then when it was established
 };
 
 class SessionTable {

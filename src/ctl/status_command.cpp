@@ -117,9 +117,10 @@ int status(Invocation& inv) {
   }
   if (doc.contains("handshakes")) {
     const auto& h = doc["handshakes"];
-    inv.out << fmt::format("handshakes: {} ok, {} unknown identity, {} DTLS error, {} rate limited, {} at max_sessions, "
-                           "{} refused after handshake\n",
-                           h.value("ok", 0), h.value("unknown_identity", 0), h.value("dtls_error", 0),
+    inv.out << fmt::format("handshakes: {} ok, {} unknown identity, {} bad key, {} bad certificate, {} timed out, "
+                           "{} other DTLS error, {} rate limited, {} at max_sessions, {} refused after handshake\n",
+                           h.value("ok", 0), h.value("unknown_identity", 0), h.value("bad_key", 0),
+                           h.value("bad_certificate", 0), h.value("timeout", 0), h.value("dtls_error", 0),
                            h.value("rate_limited", 0), h.value("max_sessions", 0), h.value("refused", 0));
   }
   if (doc.contains("requests") && doc["requests"].is_object()) {

@@ -42,6 +42,9 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.family("coap_edge_handshakes_total", "counter", "DTLS handshakes by result.");
   w.sample("coap_edge_handshakes_total", R"(result="ok")", st.handshakes_ok);
   w.sample("coap_edge_handshakes_total", R"(result="unknown_identity")", st.handshakes_unknown_identity);
+  w.sample("coap_edge_handshakes_total", R"(result="bad_key")", st.handshakes_bad_key);
+  w.sample("coap_edge_handshakes_total", R"(result="bad_certificate")", st.handshakes_bad_certificate);
+  w.sample("coap_edge_handshakes_total", R"(result="timeout")", st.handshakes_timeout);
   w.sample("coap_edge_handshakes_total", R"(result="dtls_error")", st.handshakes_dtls_error);
   w.sample("coap_edge_handshakes_total", R"(result="rate_limited")", st.handshakes_rate_limited);
   w.sample("coap_edge_handshakes_total", R"(result="max_sessions")", st.handshakes_max_sessions);

@@ -4,8 +4,10 @@
 //
 //   coap_edge_uptime_seconds                                   gauge
 //   coap_edge_sessions{auth="psk"|"x509"|"none"}                gauge (established)
-//   coap_edge_handshakes_total{result="ok"|"unknown_identity"|"dtls_error"|"rate_limited"|
-//                              "max_sessions"|"refused"}        counter
+//   coap_edge_handshakes_total{result="ok"|"unknown_identity"|"bad_key"|"bad_certificate"|
+//                              "timeout"|"dtls_error"|"rate_limited"|"max_sessions"|"refused"}
+//                                                              counter (dtls_error: any other
+//                                                              DTLS failure, e.g. the peer's alert)
 //   coap_edge_requests_total{method="GET",class="2xx"|"4xx"|"5xx"|"none"}  counter
 //   coap_edge_limited_total{limit="per_identity",action="rejected"|"dropped"}, 
 //                          {limit="handshakes_per_address",action="refused"}  counter

@@ -5,7 +5,7 @@
 //     Too Many Requests with Max-Age = whole seconds until the next token (at least 1), a
 //     non-confirmable one is dropped (no response at all). Runs after the ACL filter.
 //   - per source address for DTLS handshakes ([limits] handshakes_per_address), asked by the
-//     server before a PSK handshake gets its key.
+//     server before a PSK handshake gets its key or an X.509 peer's certificate is accepted.
 // Bucket state lives here, across SIGHUP: a reload changes rates, not how full buckets are.
 
 #include "coap/message.h"

@@ -120,6 +120,10 @@ StatusSnapshot sample() {
   s.acl_rules = 4;
   s.server.handshakes_ok = 5;
   s.server.handshakes_unknown_identity = 1;
+  s.server.handshakes_bad_key = 6;
+  s.server.handshakes_bad_certificate = 2;
+  s.server.handshakes_timeout = 11;
+  s.server.handshakes_dtls_error = 13;
   s.server.requests[0][0] = 40;  // GET 2xx
   s.server.requests[0][1] = 9;   // GET 4xx
   s.server.requests[2][3] = 1;   // PUT none
@@ -134,6 +138,10 @@ TEST(Status, CarriesHandshakesRequestsAndLimits) {
   const auto doc = nlohmann::json::parse(statusJson(sample()));
   EXPECT_EQ(doc["handshakes"]["ok"], 5);
   EXPECT_EQ(doc["handshakes"]["unknown_identity"], 1);
+  EXPECT_EQ(doc["handshakes"]["bad_key"], 6);
+  EXPECT_EQ(doc["handshakes"]["bad_certificate"], 2);
+  EXPECT_EQ(doc["handshakes"]["timeout"], 11);
+  EXPECT_EQ(doc["handshakes"]["dtls_error"], 13);
   EXPECT_EQ(doc["requests"]["GET"]["2xx"], 40);
   EXPECT_EQ(doc["requests"]["GET"]["4xx"], 9);
   EXPECT_EQ(doc["requests"]["PUT"]["none"], 1);
@@ -165,6 +173,10 @@ TEST(Metrics, PrometheusTextHasConventionalNamesAndTheSnapshotsNumbers) {
            "coap_edge_requests_total{method=\"PUT\",class=\"none\"} 1\n",
            "coap_edge_handshakes_total{result=\"ok\"} 5\n",
            "coap_edge_handshakes_total{result=\"unknown_identity\"} 1\n",
+           "coap_edge_handshakes_total{result=\"bad_key\"} 6\n",
+           "coap_edge_handshakes_total{result=\"bad_certificate\"} 2\n",
+           "coap_edge_handshakes_total{result=\"timeout\"} 11\n",
+           "coap_edge_handshakes_total{result=\"dtls_error\"} 13\n",
            "coap_edge_limited_total{limit=\"per_identity\",action=\"rejected\"} 8\n",
            "coap_edge_limited_total{limit=\"per_identity\",action=\"dropped\"} 1\n",
            "coap_edge_limited_total{limit=\"handshakes_per_address\",action=\"refused\"} 3\n",
