@@ -195,7 +195,18 @@ TEST_F(Limits, FloodingIdentityGets429WithMaxAgeWhileAWellBehavedOneIsServed) {
   EXPECT_EQ(ok + limited, 60);
   EXPECT_GE(limited, 40);
 
-  // A non-confirmable request over the limit gets nothing back.
+  // A non-confirmable request over the limit gets nothing back. A token may have come back since
+  // the loop (on a loaded machine the last refusal can be long ago): empty the bucket first, so
+  // the NON follows a 4.29 by milliseconds rather than by a refill period.
+  for (int i = 0; i < 10; ++i) {
+    const auto r = flood.get("status");
+    ASSERT_TRUE(r);
+    if (r->code == 429) {
+      ++limited;
+      break;
+    }
+    ++ok;
+  }
   EXPECT_FALSE(flood.get("status", false, std::nullopt, 1s));
 
   // The override: one token per 5 s, so right after its one request the wait is just under 5 s.
