@@ -40,7 +40,7 @@ class MbedDtlsClient {
                                reinterpret_cast<const unsigned char*>(identity.data()), identity.size()) == 0 &&
           (!connection_id || mbedtls_ssl_conf_cid(&conf_, 0, MBEDTLS_SSL_UNEXPECTED_CID_IGNORE) == 0) &&
           mbedtls_ssl_setup(&ssl_, &conf_) == 0 &&
-          (!connection_id || mbedtls_ssl_set_cid(&ssl_, MBEDTLS_SSL_CID_ENABLED, nullptr, 0) == 0);
+          (!connection_id || mbedtls_ssl_set_cid(&ssl_, MBEDTLS_SSL_CID_ENABLED, &kNoCid, 0) == 0);
     if (!ok_) return;
     mbedtls_ssl_set_bio(&ssl_, this, &MbedDtlsClient::sendCb, nullptr, &MbedDtlsClient::recvCb);
     mbedtls_ssl_set_timer_cb(&ssl_, &timer_, mbedtls_timing_set_delay, mbedtls_timing_get_delay);
@@ -194,6 +194,8 @@ class MbedDtlsClient {
     return n < 0 ? MBEDTLS_ERR_SSL_WANT_READ : static_cast<int>(n);
   }
 
+  // An empty own CID; not nullptr, which mbedTLS would hand to memcpy (undefined, UBSan).
+  static constexpr unsigned char kNoCid = 0;
   const UdpPeer* peer_;
   std::optional<Bytes> capture_;  ///< set: sendCb collects instead of sending (seal())
   mbedtls_ssl_context ssl_;
