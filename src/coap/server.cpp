@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 namespace coap_edge::coap {
 namespace {
@@ -59,6 +60,7 @@ Server::Server(const ServerSettings& settings, CredentialSource& credentials)
   // Block-wise transfers are libcoap's job (RFC 7959), not ours.
   coap_context_set_block_mode(context_.get(), COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
   setLimits(settings.idle_timeout, settings.max_sessions, settings.max_handshakes);
+  setDtlsTimers(settings);
 
   bool any_secure = false;
   for (const auto& l : settings.listen) any_secure = any_secure || l.secure;
@@ -117,6 +119,18 @@ void Server::setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sess
   // Handshakes beyond this are not started (libcoap drops the ClientHello; the peer retries).
   coap_context_set_max_handshake_sessions(context_.get(), max_handshakes);
   max_sessions_ = max_sessions;
+}
+
+// Lossy, duty-cycled links need slower handshake timers than libcoap's built-in 1 s (libcoap
+// patch 0004); they apply to sessions created from now on.
+void Server::setDtlsTimers(const ServerSettings& settings) {
+  const auto ms = [](std::chrono::milliseconds d) {
+    return static_cast<std::uint32_t>(std::clamp<std::chrono::milliseconds::rep>(d.count(), 1, std::numeric_limits<std::uint32_t>::max()));
+  };
+  coap_context_set_dtls_retransmit(context_.get(), ms(settings.dtls_retransmit_min), ms(settings.dtls_retransmit_max));
+  coap_context_set_partial_session_timeout(
+      context_.get(), static_cast<unsigned int>(std::clamp<std::chrono::seconds::rep>(
+                          settings.dtls_half_open_timeout.count(), 1, std::numeric_limits<unsigned int>::max())));
 }
 
 SessionCounts Server::sessionCounts() const {

@@ -82,6 +82,11 @@ struct ServerSettings {
   std::chrono::seconds idle_timeout{300};
   std::uint32_t max_sessions = 10000;
   std::uint32_t max_handshakes = 100;  ///< DTLS handshakes in flight at once (libcoap's cap)
+  /// DTLS handshake retransmission: first timeout, doubled up to the maximum (RFC 6347 §4.2.4.1).
+  std::chrono::milliseconds dtls_retransmit_min{9000};
+  std::chrono::milliseconds dtls_retransmit_max{60000};
+  /// A session in handshake that heard nothing for this long may make room for a new one.
+  std::chrono::seconds dtls_half_open_timeout{120};
 };
 
 /// A startup failure with a message fit for the operator (turned into exit code 78 or 1).
@@ -288,6 +293,7 @@ class Server {
   bool identify(coap_session_t* session, SessionEntry& entry);
   void setupPsk();
   void setupPki(const PkiFiles& files);
+  void setDtlsTimers(const ServerSettings& settings);
   void onEstablished(coap_session_t* session);
   // Handshake outcomes (server_handshakes.cpp): each failure counted once, by reason, and logged
   // at most once per identity (or address) per minute.

@@ -62,6 +62,15 @@ struct DownstreamSection {
   std::optional<Located<std::filesystem::path>> ca;
   bool psk = true;  ///< [downstream] psk: accept PSK handshakes (keys from the keystore)
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};  ///< [downstream] idle_timeout
+  /// [downstream] dtls_retransmit_min / dtls_retransmit_max: the DTLS handshake retransmission
+  /// timer starts at min and doubles up to max, where the handshake gives up. The defaults are
+  /// RFC 7925 §11's for constrained (802.15.4-class) links: 9 s, backing off to 60 s.
+  std::chrono::milliseconds dtls_retransmit_min{std::chrono::seconds(9)};
+  std::chrono::milliseconds dtls_retransmit_max{std::chrono::seconds(60)};
+  /// [downstream] dtls_half_open_timeout: a session still in handshake that has heard nothing
+  /// from its peer for this long may be dropped to make room for a new handshake. Longer than
+  /// the largest retransmission timeout, so a slow peer is not cut off between two flights.
+  std::chrono::milliseconds dtls_half_open_timeout{std::chrono::minutes(2)};
   [[nodiscard]] bool x509() const { return certificate.has_value(); }
 };
 

@@ -93,6 +93,27 @@ void downstreamIdleTimeout(Context& ctx, const toml::node& value) {
   }
 }
 
+void downstreamDtlsRetransmitMin(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto d = readDuration(ctx, value, "[downstream] dtls_retransmit_min", 100ms, 60s)) {
+    ctx.config.downstream.dtls_retransmit_min = *d;
+  }
+}
+
+void downstreamDtlsRetransmitMax(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto d = readDuration(ctx, value, "[downstream] dtls_retransmit_max", 100ms, 10min)) {
+    ctx.config.downstream.dtls_retransmit_max = *d;
+  }
+}
+
+void downstreamDtlsHalfOpenTimeout(Context& ctx, const toml::node& value) {
+  using namespace std::chrono_literals;
+  if (const auto d = readDuration(ctx, value, "[downstream] dtls_half_open_timeout", 1s, 1h)) {
+    ctx.config.downstream.dtls_half_open_timeout = *d;
+  }
+}
+
 // ---- [discovery] ----
 
 bool validInterfaceName(std::string_view name) {
@@ -218,7 +239,7 @@ constexpr std::array<KeySpec, 5> kAgentKeys{{
     {"metrics_interval", &agentMetricsInterval},
 }};
 
-constexpr std::array<KeySpec, 7> kDownstreamKeys{{
+constexpr std::array<KeySpec, 10> kDownstreamKeys{{
     {"listen", &downstreamListen},
     {"plain_listen", &downstreamPlainListen},
     {"certificate", &downstreamCertificate},
@@ -226,6 +247,9 @@ constexpr std::array<KeySpec, 7> kDownstreamKeys{{
     {"ca", &downstreamCa},
     {"psk", &downstreamPsk},
     {"idle_timeout", &downstreamIdleTimeout},
+    {"dtls_retransmit_min", &downstreamDtlsRetransmitMin},
+    {"dtls_retransmit_max", &downstreamDtlsRetransmitMax},
+    {"dtls_half_open_timeout", &downstreamDtlsHalfOpenTimeout},
 }};
 
 constexpr std::array<KeySpec, 10> kDiscoveryKeys{{
@@ -279,6 +303,31 @@ bool overlaps(const SocketAddress& a, const SocketAddress& b) {
 std::span<const SectionSpec> sections() { return kSections; }
 std::span<const std::string_view> plannedSections() { return kPlannedSections; }
 
+namespace {
+
+// The retransmission timer must be able to grow, and a half-open session must outlive the
+// longest wait between two flights. Reported at the key the operator set.
+void checkDtlsTimers(Context& ctx, const toml::table& table) {
+  const auto& d = ctx.config.downstream;
+  if (d.dtls_retransmit_max < d.dtls_retransmit_min) {
+    const auto* at = table.get("dtls_retransmit_max") != nullptr ? table.get("dtls_retransmit_max")
+                                                                  : table.get("dtls_retransmit_min");
+    ctx.fail(*at, fmt::format("[downstream] dtls_retransmit_max ({}) must not be below dtls_retransmit_min ({})",
+                              formatDuration(d.dtls_retransmit_max), formatDuration(d.dtls_retransmit_min)));
+  }
+  if (d.dtls_half_open_timeout <= d.dtls_retransmit_max) {
+    const auto* at = table.get("dtls_half_open_timeout") != nullptr ? table.get("dtls_half_open_timeout")
+                                                                     : table.get("dtls_retransmit_max");
+    if (at == nullptr) at = table.get("dtls_retransmit_min");
+    if (at == nullptr) return;
+    ctx.fail(*at, fmt::format("[downstream] dtls_half_open_timeout ({}) must be longer than dtls_retransmit_max ({}), "
+                              "or half-open handshakes are dropped while they wait for the peer",
+                              formatDuration(d.dtls_half_open_timeout), formatDuration(d.dtls_retransmit_max)));
+  }
+}
+
+}  // namespace
+
 void finishDownstream(Context& ctx, const toml::table* table) {
   auto& downstream = ctx.config.downstream;
   // Secure by default: nothing beyond loopback is exposed until the operator says so.
@@ -301,6 +350,7 @@ void finishDownstream(Context& ctx, const toml::table* table) {
     ctx.fail(*table, fmt::format("[downstream] certificate, private_key and ca must be given together (missing: {})",
                                  fmt::join(missing, ", ")));
   }
+  checkDtlsTimers(ctx, *table);
   const auto* psk = table->get("psk");
   if (psk != nullptr && !downstream.psk && !cert && !key && !ca) {
     ctx.fail(*psk, "[downstream] psk = false leaves devices no way to authenticate; "

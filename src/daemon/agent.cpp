@@ -64,6 +64,9 @@ coap::ServerSettings serverSettings(const config::Config& cfg) {
   s.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(cfg.downstream.idle_timeout);
   s.max_sessions = cfg.limits.max_sessions;
   s.max_handshakes = cfg.limits.max_handshakes;
+  s.dtls_retransmit_min = cfg.downstream.dtls_retransmit_min;
+  s.dtls_retransmit_max = cfg.downstream.dtls_retransmit_max;
+  s.dtls_half_open_timeout = std::chrono::ceil<std::chrono::seconds>(cfg.downstream.dtls_half_open_timeout);
   return s;
 }
 

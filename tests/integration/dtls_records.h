@@ -25,6 +25,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 inline constexpr std::uint8_t kContentAlert = 21;
 inline constexpr std::uint8_t kContentHandshake = 22;
+inline constexpr std::uint8_t kContentTls12Cid = 25;  ///< RFC 9146 §4
 inline constexpr std::uint8_t kClientHello = 1;
 inline constexpr std::uint8_t kServerHello = 2;
 inline constexpr std::uint8_t kHelloVerifyRequest = 3;
@@ -97,6 +98,20 @@ inline Bytes clientHello(const std::vector<std::uint16_t>& suites, const Bytes& 
   put24(rec, 0);            // fragment_offset
   put24(rec, body.size());  // fragment_length
   rec.insert(rec.end(), body.begin(), body.end());
+  return rec;
+}
+
+/// A DTLS 1.2 record with a Connection ID (RFC 9146 §4): tls12_cid, DTLS 1.2, `epoch`, `seq`,
+/// the `cid`, the length, then `encrypted` as it stands (a test chooses it, e.g. garbage).
+inline Bytes cidRecord(const Bytes& cid, std::uint16_t epoch, std::uint64_t seq, const Bytes& encrypted) {
+  Bytes rec;
+  rec.push_back(kContentTls12Cid);
+  detail::put16(rec, 0xFEFD);
+  detail::put16(rec, epoch);
+  for (int shift = 40; shift >= 0; shift -= 8) rec.push_back(static_cast<std::uint8_t>(seq >> shift));
+  rec.insert(rec.end(), cid.begin(), cid.end());
+  detail::put16(rec, encrypted.size());
+  rec.insert(rec.end(), encrypted.begin(), encrypted.end());
   return rec;
 }
 

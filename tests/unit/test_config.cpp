@@ -90,6 +90,10 @@ TEST(configDefaults, EmptyFileGivesSecureDefaults) {
   EXPECT_FALSE(config.downstream.x509());
   EXPECT_TRUE(config.downstream.psk);
   EXPECT_EQ(config.downstream.idle_timeout, 5min);
+  // RFC 7925 §11 for constrained links; half-open sessions outlive the longest wait.
+  EXPECT_EQ(config.downstream.dtls_retransmit_min, 9s);
+  EXPECT_EQ(config.downstream.dtls_retransmit_max, 60s);
+  EXPECT_EQ(config.downstream.dtls_half_open_timeout, 2min);
   EXPECT_EQ(config.limits.max_sessions, 10000U);
 }
 
@@ -163,6 +167,18 @@ TEST(configValid, LogLevels) {
                                     std::pair{"debug", log::Level::debug}}) {
     EXPECT_EQ(parseOk(std::string("[agent]\nlog_level = \"") + text + "\"\n").agent.log_level, level) << text;
   }
+}
+
+TEST(configValid, DtlsTimersAreRead) {
+  const Config c = parseOk("[downstream]\ndtls_retransmit_min = \"500ms\"\ndtls_retransmit_max = \"4s\"\n"
+                           "dtls_half_open_timeout = \"10s\"\n");
+  EXPECT_EQ(c.downstream.dtls_retransmit_min, 500ms);
+  EXPECT_EQ(c.downstream.dtls_retransmit_max, 4s);
+  EXPECT_EQ(c.downstream.dtls_half_open_timeout, 10s);
+  // One timer value throughout (no back-off) is allowed.
+  EXPECT_EQ(parseOk("[downstream]\ndtls_retransmit_min = \"2s\"\ndtls_retransmit_max = \"2s\"\n")
+                .downstream.dtls_retransmit_max,
+            2s);
 }
 
 TEST(configValid, RangeBoundsAreInclusive) {
@@ -540,6 +556,21 @@ TEST(configErrors, WrongTypesNameExpectedAndFound) {
             "x.toml:2:8: [agent] name must be a string like \"gw-01\", not a date");
   EXPECT_EQ(errorOf("[agent]\nlog_level = [\"info\"]\n"),
             "x.toml:2:13: [agent] log_level must be a string like \"info\", not an array");
+}
+
+TEST(configErrors, DtlsTimersMustFitTogether) {
+  EXPECT_EQ(errorOf("[downstream]\ndtls_retransmit_min = \"50ms\"\n"),
+            "x.toml:2:23: [downstream] dtls_retransmit_min must be between 100ms and 1m, not \"50ms\"");
+  EXPECT_EQ(errorOf("[downstream]\ndtls_retransmit_max = 8\n"),
+            "x.toml:2:23: [downstream] dtls_retransmit_max must be a duration string like \"30s\", not an integer");
+  EXPECT_EQ(errorOf("[downstream]\ndtls_retransmit_min = \"10s\"\ndtls_retransmit_max = \"5s\"\n"),
+            "x.toml:3:23: [downstream] dtls_retransmit_max (5s) must not be below dtls_retransmit_min (10s)");
+  EXPECT_EQ(errorOf("[downstream]\ndtls_retransmit_max = \"2m\"\n"),
+            "x.toml:2:23: [downstream] dtls_half_open_timeout (2m) must be longer than dtls_retransmit_max (2m), "
+            "or half-open handshakes are dropped while they wait for the peer");
+  EXPECT_EQ(errorOf("[downstream]\ndtls_half_open_timeout = \"30s\"\n"),
+            "x.toml:2:26: [downstream] dtls_half_open_timeout (30s) must be longer than dtls_retransmit_max (1m), "
+            "or half-open handshakes are dropped while they wait for the peer");
 }
 
 TEST(configErrors, OutOfRangeNamesTheRange) {
