@@ -128,6 +128,7 @@ void Server::setDtlsTimers(const ServerSettings& settings) {
     return static_cast<std::uint32_t>(std::clamp<std::chrono::milliseconds::rep>(d.count(), 1, std::numeric_limits<std::uint32_t>::max()));
   };
   coap_context_set_dtls_retransmit(context_.get(), ms(settings.dtls_retransmit_min), ms(settings.dtls_retransmit_max));
+  handshake_give_up_ = settings.dtls_retransmit_min;
   coap_context_set_partial_session_timeout(
       context_.get(), static_cast<unsigned int>(std::clamp<std::chrono::seconds::rep>(
                           settings.dtls_half_open_timeout.count(), 1, std::numeric_limits<unsigned int>::max())));

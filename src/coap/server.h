@@ -335,6 +335,8 @@ class Server {
   ClientStats client_stats_;
   bool sessions_changed_ = false;
   std::uint32_t max_sessions_;
+  /// A handshake closed this long after it began ended by our own timeout, not by a peer's alert.
+  std::chrono::milliseconds handshake_give_up_{9000};
   bool psk_enabled_ = false;
   bool pki_enabled_ = false;
 };

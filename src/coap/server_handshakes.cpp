@@ -27,7 +27,6 @@ namespace {
 constexpr std::string_view kLogTag = "coap";
 /// The earliest libcoap gives up on a handshake that stopped half way: the first four gaps of
 /// its retransmission back-off (COAP_DTLS_RETRANSMIT_MS = 1 s, doubled each time).
-constexpr std::chrono::seconds kHandshakeGiveUp{1 + 2 + 4 + 8};
 
 Server* serverOf(const coap_session_t* session) {
   return static_cast<Server*>(coap_context_get_app_data(coap_session_get_context(session)));
@@ -179,9 +178,10 @@ void Server::onHandshakeError(SessionEntry& entry) {
 void Server::onHandshakeAborted(SessionEntry& entry) {
   if (entry.established || entry.refused || entry.failure_counted) return;
   // libcoap reports the same DTLS_CLOSED for the peer's alert (it refused our certificate, our
-  // suites, ...) and for its own handshake timeout (retransmissions of our flight, 1+2+4+8+16 s,
-  // exhausted). An alert comes a round trip after our flight; libcoap cannot give up before 15 s.
-  const bool stalled = std::chrono::steady_clock::now() - entry.since >= kHandshakeGiveUp;
+  // suites, ...) and for its own handshake timeout (retransmissions of our flight from
+  // dtls_retransmit_min on, exhausted). An alert comes a round trip after our flight, well
+  // before our first retransmission is due; the timeout cannot come before it.
+  const bool stalled = std::chrono::steady_clock::now() - entry.since >= handshake_give_up_;
   countHandshakeFailure(entry, stalled ? HandshakeFailure::timeout : HandshakeFailure::dtls_error);
 }
 
