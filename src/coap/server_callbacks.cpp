@@ -5,6 +5,7 @@
 #include "coap/server.h"
 
 #include "coap/request_pdu.h"
+#include "coap/session_util.h"
 #include "common/log.h"
 #include "tls/certificates.h"
 
@@ -23,19 +24,11 @@
 namespace coap_edge::coap {
 namespace {
 
+using detail::remoteIp;
+using detail::remoteText;
+using detail::serverOf;
+
 constexpr std::string_view kLogTag = "coap";
-
-Server* serverOf(const coap_session_t* session) {
-  return static_cast<Server*>(coap_context_get_app_data(coap_session_get_context(session)));
-}
-
-std::string remoteText(const coap_session_t* session) {
-  const coap_address_t* addr = coap_session_get_addr_remote(session);
-  if (addr == nullptr) return "?";
-  std::array<unsigned char, INET6_ADDRSTRLEN + 8> buf{};
-  const size_t n = coap_print_addr(addr, buf.data(), buf.size());
-  return std::string(reinterpret_cast<const char*>(buf.data()), n);
-}
 
 struct PeerCertificate {
   std::string common_name;
@@ -76,15 +69,6 @@ coap_request_t requestOf(Method m) {
       return COAP_REQUEST_IPATCH;
   }
   return COAP_REQUEST_GET;
-}
-
-// The source IP of a session without its port: what handshake limits are keyed by.
-std::string remoteIp(const coap_session_t* session) {
-  const coap_address_t* addr = coap_session_get_addr_remote(session);
-  if (addr == nullptr) return "?";
-  std::array<char, INET6_ADDRSTRLEN + 8> buf{};
-  const char* text = coap_print_ip_addr(addr, buf.data(), buf.size());
-  return text == nullptr ? std::string("?") : std::string(text);
 }
 
 ResponseClass classOf(Code code) {

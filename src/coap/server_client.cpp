@@ -4,6 +4,7 @@
 // in time, and hands results back from process(), outside libcoap's callbacks.
 
 #include "coap/server.h"
+#include "coap/session_util.h"
 
 #include "common/log.h"
 
@@ -81,9 +82,7 @@ void addSegments(coap_pdu_t* pdu, coap_option_num_t number, std::string_view tex
 }  // namespace
 
 struct ClientCallbacks {
-  static Server* serverOf(const coap_session_t* session) {
-    return static_cast<Server*>(coap_context_get_app_data(coap_session_get_context(session)));
-  }
+  static Server* serverOf(const coap_session_t* session) { return detail::serverOf(session); }
 
   static std::size_t find(Server& self, const coap_session_t* session, const std::string& token) {
     for (std::size_t i = 0; i < self.pending_requests_.size(); ++i) {

@@ -6,6 +6,7 @@
 // runs when the peer's certificate arrives (after the cookie exchange verified its address).
 
 #include "coap/server.h"
+#include "coap/session_util.h"
 
 #include "common/log.h"
 
@@ -24,21 +25,10 @@
 namespace coap_edge::coap {
 namespace {
 
+using detail::remoteIp;
+using detail::serverOf;
+
 constexpr std::string_view kLogTag = "coap";
-/// The earliest libcoap gives up on a handshake that stopped half way: the first four gaps of
-/// its retransmission back-off (COAP_DTLS_RETRANSMIT_MS = 1 s, doubled each time).
-
-Server* serverOf(const coap_session_t* session) {
-  return static_cast<Server*>(coap_context_get_app_data(coap_session_get_context(session)));
-}
-
-std::string remoteIp(const coap_session_t* session) {
-  const coap_address_t* addr = coap_session_get_addr_remote(session);
-  if (addr == nullptr) return "?";
-  std::array<char, INET6_ADDRSTRLEN + 8> buf{};
-  const char* text = coap_print_ip_addr(addr, buf.data(), buf.size());
-  return text == nullptr ? std::string("?") : std::string(text);
-}
 
 /// "192.0.2.1:5684" or "[2001:db8::1]:5684" without the port: failures of anonymous peers are
 /// throttled per source address, whatever port each attempt comes from.

@@ -1,0 +1,38 @@
+#pragma once
+// Helpers shared by the files that take libcoap's callbacks (server_callbacks.cpp,
+// server_handshakes.cpp, server_client.cpp); internal to the coap part.
+
+#include "coap/server.h"
+
+#include <arpa/inet.h>
+#include <coap3/coap.h>
+
+#include <array>
+#include <string>
+
+namespace coap_edge::coap::detail {
+
+/// The Server a session's context belongs to (its app data), or nullptr.
+inline Server* serverOf(const coap_session_t* session) {
+  return static_cast<Server*>(coap_context_get_app_data(coap_session_get_context(session)));
+}
+
+/// "192.0.2.1:5684", "[2001:db8::1]:5684": the peer for logs.
+inline std::string remoteText(const coap_session_t* session) {
+  const coap_address_t* addr = coap_session_get_addr_remote(session);
+  if (addr == nullptr) return "?";
+  std::array<unsigned char, INET6_ADDRSTRLEN + 8> buf{};
+  const size_t n = coap_print_addr(addr, buf.data(), buf.size());
+  return std::string(reinterpret_cast<const char*>(buf.data()), n);
+}
+
+/// The source IP of a session without its port: what handshake limits are keyed by.
+inline std::string remoteIp(const coap_session_t* session) {
+  const coap_address_t* addr = coap_session_get_addr_remote(session);
+  if (addr == nullptr) return "?";
+  std::array<char, INET6_ADDRSTRLEN + 8> buf{};
+  const char* text = coap_print_ip_addr(addr, buf.data(), buf.size());
+  return text == nullptr ? std::string("?") : std::string(text);
+}
+
+}  // namespace coap_edge::coap::detail
