@@ -42,6 +42,20 @@ struct Request {
   /// The session the request came on, opaque: lets a handler send a request back to the peer
   /// over the same (DTLS) session (OutgoingRequest::over_session). Valid only inside the handler.
   const void* session = nullptr;
+  /// Observe (RFC 7641): 0 registers, 1 deregisters; absent for a plain request.
+  std::optional<std::uint32_t> observe;
+  /// libcoap runs a resource's GET handler again for every notification it sends to an observer
+  /// (with the observer's stored request). Such a run is not a new request: the rate limits do
+  /// not charge it, the ACL still applies.
+  bool notification = false;
+  /// ETag options of the request (RFC 7252 §5.10.6: validators the client holds).
+  std::vector<std::string> etags;
+  /// Forward proxying (RFC 7252 §5.7.2): Proxy-Uri as sent, or Proxy-Scheme with Uri-Host and
+  /// Uri-Port. Requests with neither never carry these.
+  std::string proxy_uri;
+  std::string proxy_scheme;
+  std::string uri_host;
+  std::optional<std::uint16_t> uri_port;
 };
 
 /// CoAP response codes as class*100+detail (2.05 -> 205).
@@ -56,10 +70,13 @@ enum class Code : std::uint16_t {
   content = 205,
   bad_request = 400,
   unauthorized = 401,
+  bad_option = 402,
   forbidden = 403,
   not_found = 404,
   method_not_allowed = 405,
   not_acceptable = 406,
+  request_entity_incomplete = 408,
+  precondition_failed = 412,
   request_entity_too_large = 413,
   unsupported_content_format = 415,
   too_many_requests = 429,  ///< RFC 8516, with Max-Age = seconds until the client may retry
@@ -85,6 +102,8 @@ struct Response {
   std::string payload;
   /// Location-Path of a 2.01 Created (e.g. "rd/4": one option per segment).
   std::string location_path;
+  /// ETag (RFC 7252 §5.10.6), 1..8 opaque bytes; relayed from nodes.
+  std::optional<std::string> etag;
 };
 
 }  // namespace coap_edge::coap

@@ -2,6 +2,8 @@
 
 #include <coap3/coap.h>
 
+#include <string>
+
 namespace coap_edge::coap {
 namespace {
 
@@ -22,6 +24,10 @@ Method methodOf(coap_pdu_code_t code) {
     default:
       return Method::get;
   }
+}
+
+std::string optionText(const coap_opt_t* opt) {
+  return std::string(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
 }
 
 }  // namespace
@@ -45,6 +51,37 @@ void readRequest(const coap_pdu_t* pdu, const coap_string_t* query, Request& out
   if (const coap_opt_t* format = coap_check_option(pdu, COAP_OPTION_CONTENT_FORMAT, &it)) {
     const unsigned len = coap_opt_length(format);
     out.content_format = len <= 2 ? static_cast<std::uint16_t>(coap_decode_var_bytes(coap_opt_value(format), len)) : 0xffff;
+  }
+  if (const coap_opt_t* observe = coap_check_option(pdu, COAP_OPTION_OBSERVE, &it)) {
+    // At most 3 bytes (RFC 7641 §2); longer is no value we know (neither register nor cancel).
+    const unsigned len = coap_opt_length(observe);
+    out.observe = len <= 3 ? coap_decode_var_bytes(coap_opt_value(observe), len) : 0xffffffffu;
+  }
+  out.etags.clear();
+  coap_option_iterator_init(pdu, &it, COAP_OPT_ALL);
+  while (const coap_opt_t* opt = coap_option_next(&it)) {
+    switch (it.number) {
+      case COAP_OPTION_ETAG:
+        out.etags.push_back(optionText(opt));
+        break;
+      case COAP_OPTION_PROXY_URI:
+        out.proxy_uri = optionText(opt);
+        break;
+      case COAP_OPTION_PROXY_SCHEME:
+        out.proxy_scheme = optionText(opt);
+        break;
+      case COAP_OPTION_URI_HOST:
+        out.uri_host = optionText(opt);
+        break;
+      case COAP_OPTION_URI_PORT: {
+        const unsigned len = coap_opt_length(opt);
+        // A port is at most 2 bytes; anything else cannot name one of our nodes.
+        out.uri_port = len <= 2 ? static_cast<std::uint16_t>(coap_decode_var_bytes(coap_opt_value(opt), len)) : 0;
+        break;
+      }
+      default:
+        break;
+    }
   }
   size_t len = 0;
   const uint8_t* data = nullptr;

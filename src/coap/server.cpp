@@ -87,7 +87,7 @@ std::optional<std::chrono::milliseconds> Server::nextTimeout() {
   std::optional<std::chrono::milliseconds> wait;
   if (ms != 0) wait = std::chrono::milliseconds(ms);
   // Our own client requests: results to deliver now, or the next deadline.
-  if (!finished_requests_.empty()) return std::chrono::milliseconds(0);
+  if (!finished_requests_.empty() || deferred_ready_) return std::chrono::milliseconds(0);
   const auto steady_now = std::chrono::steady_clock::now();
   for (const auto& p : pending_requests_) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(std::max(p.deadline - steady_now,
@@ -102,6 +102,11 @@ void Server::process() {
   hookCertificateChecks();
   applyPendingCloses();
   serviceClient();
+  if (deferred_ready_) {
+    // Answers given from the callbacks above: libcoap sends them on its next pass.
+    deferred_ready_ = false;
+    coap_io_process(context_.get(), COAP_IO_NO_WAIT);
+  }
   if (sessions_changed_) {
     sessions_changed_ = false;
     if (sessions_changed_cb_) sessions_changed_cb_();

@@ -18,6 +18,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
+#include <tuple>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -99,6 +101,45 @@ class StartupError : public std::runtime_error {
 
 using Handler = std::function<Response(const Request&)>;
 
+class Server;
+
+/// Answers one deferred request (see AsyncHandler) exactly once. Move-only. Calling it inside
+/// the handler answers at once (piggybacked); calling it later, from the event loop thread
+/// (never from another thread), sends a separate response (RFC 7252 §5.2.2) after the empty ACK
+/// libcoap already sent. One destroyed without answering answers 5.00, so that no client waits
+/// for ever and libcoap's record of the request is always released.
+class Responder {
+ public:
+  Responder() = default;
+  Responder(Responder&&) noexcept = default;
+  Responder& operator=(Responder&& other) noexcept;
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder();
+
+  void operator()(Response response);
+  /// False once answered (or moved from).
+  [[nodiscard]] explicit operator bool() const noexcept { return state_ != nullptr; }
+
+  /// Shared by the Responder and the server's record of the deferred request.
+  struct State {
+    Server* server = nullptr;       ///< nulled when the server goes away first
+    std::uint64_t deferred_id = 0;  ///< 0 while the handler runs
+    bool in_handler = false;
+    bool answered = false;
+    std::optional<Response> answer;  ///< an answer given inside the handler
+  };
+
+ private:
+  friend struct ServerCallbacks;
+  explicit Responder(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
+/// A handler that may answer later: for requests that wait on something else (a node behind
+/// the relay). It must call the Responder once, now or later.
+using AsyncHandler = std::function<void(const Request&, Responder)>;
+
 /// Runs before every handler (see Server::setRequestFilter): nullopt lets the request through,
 /// a response answers it instead (e.g. 4.03).
 using RequestFilter = std::function<std::optional<Response>(const Request&)>;
@@ -109,7 +150,16 @@ struct ResourceSpec {
   std::vector<Method> methods;
   Handler handler;
   bool observable = false;  ///< GET may carry Observe (RFC 7641); see Server::notifyObservers
+  /// Used instead of `handler` when set. For an observable resource, the runs libcoap makes for
+  /// notifications (Request::notification) must answer inside the handler.
+  AsyncHandler async_handler;
 };
+
+/// Forward proxying (Proxy-Uri / Proxy-Scheme): maps a proxy request onto a path this server
+/// serves (e.g. "nodes/lamp/temp" for "coap://192.0.2.5/temp") by rewriting Request::path, and
+/// returns true; false answers 5.05 Proxying Not Supported. The rewritten request then passes
+/// the request filter like any other, and goes to the handler of the path it was mapped to.
+using ProxyMapper = std::function<bool(Request&)>;
 
 /// A request the agent sends as a client (to a node: /.well-known/core after discovery, RD
 /// simple registration). Plain coap only for now; coaps to nodes needs per-node credentials.
@@ -127,9 +177,20 @@ struct OutgoingRequest {
   /// Bound on the whole exchange (block-wise transfers included); after it the callback gets
   /// ClientOutcome::timeout and a late answer is ignored.
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+  std::optional<std::uint16_t> accept;
+  std::vector<std::string> etags;  ///< validators (revalidation, RFC 7252 §5.10.6)
+  /// Register an observation (GET with Observe: 0). The first answer goes to the done callback
+  /// like any response; every later notification to Server::request's `notify` callback until
+  /// cancelObservation() or the node ends it (a notification with a 4.xx/5.xx code, or a RST).
+  bool observe = false;
+  /// Confirmable (default) or non-confirmable.
+  bool confirmable = true;
 };
 
 enum class ClientOutcome : std::uint8_t { response, timeout, reset, failed };
+
+/// Identifies one of our client requests (observations are cancelled by it).
+using RequestId = std::uint64_t;
 
 struct ClientResult {
   ClientOutcome outcome = ClientOutcome::failed;
@@ -146,6 +207,8 @@ struct ClientStats {
   std::uint64_t timed_out = 0;
   std::uint64_t failed = 0;
   std::size_t in_flight = 0;
+  std::size_t observations = 0;      ///< observations of nodes we hold
+  std::uint64_t notifications = 0;   ///< notifications received for them
 };
 
 /// One established session, for operators (coap-edge-ctl status).
@@ -177,6 +240,8 @@ struct ServerStats {
   /// for a ClientHello whose cookie proved the peer's address, so a flood of spoofed
   /// ClientHellos leaves this unchanged.
   std::uint64_t dtls_sessions_allocated = 0;
+  /// Proxy-Uri / Proxy-Scheme requests for anything but a known node (5.05): never an open proxy.
+  std::uint64_t proxy_refused = 0;
   /// requests[method - 1][ResponseClass]
   std::array<std::array<std::uint64_t, kResponseClassCount>, kMethodCount> requests{};
 };
@@ -212,6 +277,13 @@ class Server {
   /// /.well-known/core (the paths are made at run time: RD registrations, /nodes/{id}/...).
   /// Resources added with addResource() win over a prefix route.
   void addPrefixRoute(ResourceSpec spec);
+  /// Removes a resource added with addResource(); its observers get 4.04 (libcoap). Returns
+  /// false if there is none at `path`.
+  bool removeResource(std::string_view path);
+  [[nodiscard]] bool hasResource(std::string_view path) const;
+  /// Enables forward proxying through `mapper` (ProxyMapper); without it every Proxy-Uri or
+  /// Proxy-Scheme request gets 5.05, answered by libcoap.
+  void setForwardProxy(ProxyMapper mapper);
 
   /// Installs the filter that sees every request before anything answers it: requests for the
   /// resources added here (whatever the method), for /.well-known/core (served by this class,
@@ -248,7 +320,12 @@ class Server {
   void notifyObservers(std::string_view path);
   /// Sends a request as a client on this context (same event loop); `done` runs later from
   /// process(), never from inside this call or a libcoap callback, exactly once.
-  void request(const OutgoingRequest& request, ResponseCallback done);
+  /// Returns an id for cancelObservation(). With request.observe, `notify` gets every later
+  /// notification (from process(), like `done`).
+  RequestId request(const OutgoingRequest& request, ResponseCallback done, ResponseCallback notify = {});
+  /// Ends an observation we registered (GET with Observe: 1 to the node) and forgets it; no
+  /// callback runs for it afterwards. Unknown ids are ignored.
+  void cancelObservation(RequestId id);
   [[nodiscard]] ClientStats clientStats() const;
 
   /// Endpoints actually bound ("coaps://127.0.0.1:5684"), with port 0 resolved.
@@ -271,13 +348,31 @@ class Server {
     coap_session_t* session = nullptr;
     std::chrono::steady_clock::time_point deadline;
     ResponseCallback done;
+    RequestId id = 0;
+    ResponseCallback notify;  ///< set for observations: they stay in observations_ after `done`
   };
+  struct Observation {
+    RequestId id = 0;
+    std::string token;
+    coap_session_t* session = nullptr;
+    ResponseCallback notify;
+  };
+  /// A request answered later (Responder); `async` is libcoap's record of it.
+  struct Deferred {
+    void* async = nullptr;  ///< coap_async_t*
+    std::optional<Response> response;
+    Method method = Method::get;
+    std::weak_ptr<Responder::State> state;
+  };
+  friend class Responder;
+  void answerDeferred(std::uint64_t id, Response response);
   struct ClientSession {
     coap_session_t* session = nullptr;  ///< one reference held by us
     std::chrono::steady_clock::time_point last_used;
   };
   void installClientCallbacks();
   void completeRequest(std::size_t index, ClientResult result);
+  void notifyObservation(Observation& observation, ClientResult result);
   /// Delivers finished requests, times out late ones and releases idle client sessions.
   void serviceClient();
   void releaseClientSessions();
@@ -285,6 +380,8 @@ class Server {
 
   void installCallbacks();
   [[nodiscard]] ResourceEntry* prefixRouteFor(std::string_view path) const;
+  /// The entry that serves `path`: a resource, else a prefix route, else the unknown handler.
+  [[nodiscard]] ResourceEntry* routeFor(std::string_view path) const;
   /// /.well-known/core and the handler for unknown paths, both behind the request filter.
   void addBuiltinResources();
   [[nodiscard]] Response wellKnownCore(const Request& request);
@@ -331,6 +428,17 @@ class Server {
   std::function<void()> sessions_changed_cb_;
   std::vector<PendingRequest> pending_requests_;
   std::vector<std::pair<ResponseCallback, ClientResult>> finished_requests_;
+  std::vector<Observation> observations_;
+  RequestId next_request_id_ = 1;
+  std::unordered_map<std::uint64_t, Deferred> deferred_;
+  std::uint64_t next_deferred_id_ = 1;
+  bool deferred_ready_ = false;  ///< a deferred answer is waiting for libcoap to send it
+  bool destroying_ = false;
+  ProxyMapper proxy_mapper_;
+  coap_resource_t* proxy_resource_ = nullptr;  ///< owned by the context
+  /// Observe registrations answered 2.xx: (resource, session, token). A later run of the
+  /// resource's handler with the same three is a notification (Request::notification).
+  std::set<std::tuple<const void*, const void*, std::string>> observers_;
   std::unordered_map<std::string, ClientSession> client_sessions_;  ///< by "host%if:port"
   ClientStats client_stats_;
   bool sessions_changed_ = false;

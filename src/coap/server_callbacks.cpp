@@ -101,6 +101,10 @@ constexpr std::array<Method, 7> kAllMethods{Method::get,   Method::post,  Method
 }  // namespace
 
 Server::~Server() {
+  destroying_ = true;  // Responders dying with the pending requests must not reach libcoap
+  for (auto& [id, d] : deferred_) {
+    if (auto state = d.state.lock()) state->server = nullptr;
+  }
   releaseClientSessions();
   // Freeing the context ends the sessions left with events; the members they would touch are
   // gone by then, so the trampolines must find no Server.
@@ -187,6 +191,11 @@ struct ServerCallbacks {
             self->sessions_changed_ = true;
             CE_LOG_INFO("session of '{}' from {} ended", log::printable(e->peer.identity), e->peer.address);
           }
+          if (event == COAP_EVENT_SERVER_SESSION_DEL) {
+            for (auto o = self->observers_.begin(); o != self->observers_.end();) {
+              o = std::get<1>(*o) == session ? self->observers_.erase(o) : std::next(o);
+            }
+          }
           self->sessions_.remove(session);
           break;
         default:
@@ -208,6 +217,18 @@ struct ServerCallbacks {
         coap_pdu_set_code(response, COAP_RESPONSE_CODE_FORBIDDEN);
         return;
       }
+      // The second run of a deferred request (coap_async_trigger): its answer is ready and was
+      // filtered and counted when the request first came in.
+      const coap_bin_const_t token = coap_pdu_get_token(pdu);
+      if (coap_async_t* async = coap_find_async(session, token)) {
+        const auto id = reinterpret_cast<std::uintptr_t>(coap_async_get_app_data(async));
+        auto it = self->deferred_.find(id);
+        Response res{Code::internal_error, std::nullopt, std::nullopt, {}, {}, std::nullopt};
+        if (it != self->deferred_.end() && it->second.response) res = std::move(*it->second.response);
+        if (it != self->deferred_.end()) self->deferred_.erase(it);
+        writeResponse(*self, resource, session, pdu, query, response, std::move(res), nullptr);
+        return;
+      }
       SessionEntry& se = self->entryFor(session);
       if (se.refused) {
         // Admission failed (revoked, no identity, full) and the close is pending: serve nothing.
@@ -219,9 +240,29 @@ struct ServerCallbacks {
       readRequest(pdu, query, req);
       req.peer = &se.peer;
       req.session = session;
-      // Paths under a prefix route (/rd/{id}, /nodes/{id}/...) reach libcoap's handler for
-      // unknown resources; dispatch them here, behind the same filter.
-      if (entry == self->unknown_.get()) {
+      const std::string token_text(reinterpret_cast<const char*>(token.s), token.length);
+      if (req.observe && entry->spec.observable) {
+        const auto key = std::make_tuple(static_cast<const void*>(resource), static_cast<const void*>(session), token_text);
+        if (*req.observe == 0) {
+          req.notification = self->observers_.count(key) != 0;
+        } else {
+          self->observers_.erase(key);
+        }
+      }
+      if (resource == self->proxy_resource_) {
+        // Forward proxying: only what the mapper turns into one of our own paths is served.
+        if (!self->proxy_mapper_ || !self->proxy_mapper_(req)) {
+          ++self->stats_.proxy_refused;
+          const auto m = static_cast<std::size_t>(req.method) - 1;
+          if (m < kMethodCount) ++self->stats_.requests[m][static_cast<std::size_t>(ResponseClass::server_error)];
+          coap_pdu_set_code(response, COAP_RESPONSE_CODE(505));
+          return;
+        }
+        entry = self->routeFor(req.path);
+        req.observe.reset();  // observations are relayed on /nodes/... only, not through Proxy-Uri
+      } else if (entry == self->unknown_.get()) {
+        // Paths under a prefix route (/rd/{id}, /nodes/{id}/...) reach libcoap's handler for
+        // unknown resources; dispatch them here, behind the same filter.
         if (Server::ResourceEntry* routed = self->prefixRouteFor(req.path)) entry = routed;
       }
       const auto count = [self, &req](Code code) {
@@ -238,31 +279,117 @@ struct ServerCallbacks {
         res = std::move(*refused);
       } else if (std::find(methods.begin(), methods.end(), req.method) == methods.end()) {
         res.code = Code::method_not_allowed;
+      } else if (entry->spec.async_handler) {
+        auto state = std::make_shared<Responder::State>();
+        state->server = self;
+        state->in_handler = true;
+        entry->spec.async_handler(req, Responder(state));
+        state->in_handler = false;
+        if (state->answer) {
+          res = std::move(*state->answer);
+        } else if (!state->answered) {
+          // Not answered yet: libcoap keeps a copy of the request and sends the empty ACK; the
+          // Responder triggers the second run with the answer.
+          coap_async_t* async = coap_register_async(session, pdu, 0);
+          if (async == nullptr) {
+            state->server = nullptr;  // nobody to answer any more
+            res.code = Code::internal_error;
+          } else {
+            const std::uint64_t id = self->next_deferred_id_++;
+            self->deferred_.emplace(id, Server::Deferred{async, std::nullopt, req.method, state});
+            coap_async_set_app_data(async, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
+            state->deferred_id = id;
+            return;  // counted when answered (answerDeferred)
+          }
+        }
       } else {
         res = entry->spec.handler(req);
       }
-      count(res.code);
-      writeResponseCode(res, response);
-      if (res.code == Code::none) return;  // nothing is sent for a NON (libcoap drops 0.00)
-      addLocationPath(res.location_path, response);
-      if (res.payload.empty() && !res.content_format) {
-        if (res.max_age) {
-          std::array<std::uint8_t, 4> buf{};
-          const unsigned n = coap_encode_var_safe(buf.data(), buf.size(), *res.max_age);
-          coap_add_option(response, COAP_OPTION_MAXAGE, n, buf.data());
+      if (!req.notification) count(res.code);
+      if (req.observe && *req.observe == 0 && entry->spec.observable) {
+        const auto key = std::make_tuple(static_cast<const void*>(resource), static_cast<const void*>(session), token_text);
+        if (static_cast<unsigned>(res.code) / 100 == 2) {
+          self->observers_.insert(key);
+        } else {
+          self->observers_.erase(key);
         }
-        return;
       }
-      auto* copy = new std::string(std::move(res.payload));
-      coap_add_data_large_response(resource, session, pdu, response, query,
-                                   res.content_format.value_or(content_format::text_plain),
-                                   res.max_age ? static_cast<int>(*res.max_age) : -1, 0, copy->size(),
-                                   reinterpret_cast<const uint8_t*>(copy->data()), releaseCopy, copy);
+      writeResponse(*self, resource, session, pdu, query, response, std::move(res), entry);
     } catch (...) {
       coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR);
     }
   }
+
+  static void writeResponse(Server& /*self*/, coap_resource_t* resource, coap_session_t* session,
+                            const coap_pdu_t* pdu, const coap_string_t* query, coap_pdu_t* response, Response res,
+                            Server::ResourceEntry* /*entry*/) {
+    writeResponseCode(res, response);
+    if (res.code == Code::none) return;  // nothing is sent for a NON (libcoap drops 0.00)
+    addLocationPath(res.location_path, response);
+    if (res.etag && !res.etag->empty() && res.etag->size() <= 8) {
+      coap_add_option(response, COAP_OPTION_ETAG, res.etag->size(), reinterpret_cast<const uint8_t*>(res.etag->data()));
+    }
+    if (res.payload.empty() && !res.content_format) {
+      if (res.max_age) {
+        std::array<std::uint8_t, 4> buf{};
+        const unsigned n = coap_encode_var_safe(buf.data(), buf.size(), *res.max_age);
+        coap_add_option(response, COAP_OPTION_MAXAGE, n, buf.data());
+      }
+      return;
+    }
+    // A response sent block-wise gets libcoap's ETag option in place of ours; give it the same
+    // value (as a number, which drops leading zero bytes of an opaque node ETag).
+    std::uint64_t etag_number = 0;
+    if (res.etag && res.etag->size() <= 8) {
+      for (unsigned char c : *res.etag) etag_number = (etag_number << 8) | c;
+    }
+    auto* copy = new std::string(std::move(res.payload));
+    coap_add_data_large_response(resource, session, pdu, response, query,
+                                 res.content_format.value_or(content_format::text_plain),
+                                 res.max_age ? static_cast<int>(*res.max_age) : -1, etag_number, copy->size(),
+                                 reinterpret_cast<const uint8_t*>(copy->data()), releaseCopy, copy);
+  }
 };
+
+Responder& Responder::operator=(Responder&& other) noexcept {
+  if (this != &other) {
+    Responder dying(std::move(*this));  // an unanswered one being replaced answers 5.00
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Responder::~Responder() {
+  if (state_ && !state_->answered) {
+    try {
+      (*this)(Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}, std::nullopt});
+    } catch (...) {
+      // Out of memory while answering: libcoap frees the request with its session.
+    }
+  }
+}
+
+void Responder::operator()(Response response) {
+  std::shared_ptr<State> state = std::move(state_);
+  if (!state || state->answered) return;
+  state->answered = true;
+  if (state->in_handler) {
+    state->answer = std::move(response);
+    return;
+  }
+  if (state->server != nullptr && state->deferred_id != 0) state->server->answerDeferred(state->deferred_id, std::move(response));
+}
+
+void Server::answerDeferred(std::uint64_t id, Response response) {
+  if (destroying_) return;
+  auto it = deferred_.find(id);
+  if (it == deferred_.end()) return;
+  const auto m = static_cast<std::size_t>(it->second.method) - 1;
+  if (m < kMethodCount) ++stats_.requests[m][static_cast<std::size_t>(classOf(response.code))];
+  it->second.response = std::move(response);
+  coap_async_trigger(static_cast<coap_async_t*>(it->second.async));
+  deferred_ready_ = true;
+}
 
 void Server::installCallbacks() {
   coap_register_event_handler(context_.get(), &ServerCallbacks::event);
@@ -381,14 +508,14 @@ void Server::addBuiltinResources() {
   // /.well-known/core as our own resource: libcoap's built-in one would answer before the
   // request filter runs. libcoap leaves a resource at this path out of the listing.
   addResource({".well-known/core", {}, {Method::get}, [this](const Request& req) { return wellKnownCore(req); },
-               false});
+               false, {}});
 
   // Paths that do not exist: the filter decides first; only then 4.04 (also for DELETE, which
   // libcoap would otherwise answer 2.02 without asking anyone).
   unknown_ = std::make_unique<ResourceEntry>();
   unknown_->spec.methods.assign(kAllMethods.begin(), kAllMethods.end());
   unknown_->spec.handler = [](const Request&) {
-    return Response{Code::not_found, std::nullopt, std::nullopt, {}, {}};
+    return Response{Code::not_found, std::nullopt, std::nullopt, {}, {}, std::nullopt};
   };
   coap_resource_t* r = coap_resource_unknown_init2(&ServerCallbacks::request, 0);
   if (r == nullptr) throw StartupError("libcoap: cannot create the handler for unknown resources");
@@ -407,15 +534,15 @@ Response Server::wellKnownCore(const Request& request) {
   std::array<unsigned char, 4> probe{};
   size_t total = 0;
   if (coap_print_wellknown(context_.get(), probe.data(), &total, UINT_MAX, filter_ptr) & COAP_PRINT_STATUS_ERROR) {
-    return Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}};
+    return Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}, std::nullopt};
   }
-  Response res{Code::content, content_format::link_format, std::nullopt, std::string(total, '\0'), {}};
+  Response res{Code::content, content_format::link_format, std::nullopt, std::string(total, '\0'), {}, std::nullopt};
   size_t written = total;
   if (total > 0) {
     if (coap_print_wellknown(context_.get(), reinterpret_cast<unsigned char*>(res.payload.data()), &written, 0,
                              filter_ptr) &
         COAP_PRINT_STATUS_ERROR) {
-      return Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}};
+      return Response{Code::internal_error, std::nullopt, std::nullopt, {}, {}, std::nullopt};
     }
   }
   res.payload.resize(std::min(written, total));
@@ -450,6 +577,46 @@ void Server::addPrefixRoute(ResourceSpec spec) {
   entry->spec = std::move(spec);
   while (!entry->spec.path.empty() && entry->spec.path.back() == '/') entry->spec.path.pop_back();
   prefix_routes_.push_back(std::move(entry));
+}
+
+Server::ResourceEntry* Server::routeFor(std::string_view path) const {
+  for (const auto& r : resources_) {
+    if (r->spec.path == path) return r.get();
+  }
+  if (ResourceEntry* routed = prefixRouteFor(path)) return routed;
+  return unknown_.get();
+}
+
+bool Server::hasResource(std::string_view path) const {
+  return std::any_of(resources_.begin(), resources_.end(), [&](const auto& r) { return r->spec.path == path; });
+}
+
+bool Server::removeResource(std::string_view path) {
+  for (auto it = resources_.begin(); it != resources_.end(); ++it) {
+    if ((*it)->spec.path != path) continue;
+    coap_resource_t* r = (*it)->resource;
+    for (auto o = observers_.begin(); o != observers_.end();) {
+      o = std::get<0>(*o) == r ? observers_.erase(o) : std::next(o);
+    }
+    // libcoap tells the resource's observers it is gone (4.04) and frees it.
+    coap_delete_resource(context_.get(), r);
+    resources_.erase(it);
+    return true;
+  }
+  return false;
+}
+
+void Server::setForwardProxy(ProxyMapper mapper) {
+  proxy_mapper_ = std::move(mapper);
+  if (proxy_resource_ != nullptr) return;
+  // No host names of our own (count 0): every Proxy-Uri names someone else, and the mapper
+  // decides whether that is a node we relay to.
+  coap_resource_t* r = coap_resource_proxy_uri_init2(&ServerCallbacks::request, 0, nullptr, 0);
+  if (r == nullptr) throw StartupError("libcoap: cannot create the forward proxy resource");
+  for (Method m : kAllMethods) coap_register_request_handler(r, requestOf(m), &ServerCallbacks::request);
+  coap_resource_set_userdata(r, unknown_.get());
+  coap_add_resource(context_.get(), r);
+  proxy_resource_ = r;
 }
 
 Server::ResourceEntry* Server::prefixRouteFor(std::string_view path) const {

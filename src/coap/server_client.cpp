@@ -97,9 +97,20 @@ struct ClientCallbacks {
     try {
       Server* self = serverOf(session);
       if (self == nullptr) return COAP_RESPONSE_OK;
-      const std::size_t i = find(*self, session, tokenOf(received));
-      // Not ours (late, after a timeout, or unsolicited): acknowledge and drop it.
-      if (i == self->pending_requests_.size()) return COAP_RESPONSE_OK;
+      const std::string token = tokenOf(received);
+      const std::size_t i = find(*self, session, token);
+      Server::Observation* observation = nullptr;
+      if (i == self->pending_requests_.size()) {
+        for (auto& o : self->observations_) {
+          if (o.session == session && o.token == token) observation = &o;
+        }
+        // Not ours (late, after a timeout, or unsolicited): acknowledge and drop it. A
+        // notification for an observation we cancelled is refused, so the node stops.
+        if (observation == nullptr) {
+          return coap_check_option(received, COAP_OPTION_OBSERVE, nullptr) != nullptr ? COAP_RESPONSE_FAIL
+                                                                                          : COAP_RESPONSE_OK;
+        }
+      }
       ClientResult result;
       result.outcome = ClientOutcome::response;
       result.response.code = codeOf(received);
@@ -107,12 +118,20 @@ struct ClientCallbacks {
         result.response.content_format = static_cast<std::uint16_t>(*cf);
       }
       result.response.max_age = uintOption(received, COAP_OPTION_MAXAGE, 4);
+      coap_opt_iterator_t it;
+      if (const coap_opt_t* etag = coap_check_option(received, COAP_OPTION_ETAG, &it)) {
+        result.response.etag.emplace(reinterpret_cast<const char*>(coap_opt_value(etag)), coap_opt_length(etag));
+      }
       size_t len = 0;
       const uint8_t* data = nullptr;
       size_t offset = 0;
       size_t total = 0;
       if (coap_get_data_large(received, &len, &data, &offset, &total) != 0 && data != nullptr) {
         result.response.payload.assign(reinterpret_cast<const char*>(data), len);
+      }
+      if (observation != nullptr) {
+        self->notifyObservation(*observation, std::move(result));
+        return COAP_RESPONSE_OK;
       }
       self->completeRequest(i, std::move(result));
     } catch (...) {
@@ -126,8 +145,22 @@ struct ClientCallbacks {
     try {
       Server* self = serverOf(session);
       if (self == nullptr || sent == nullptr) return;
-      const std::size_t i = find(*self, session, tokenOf(sent));
-      if (i == self->pending_requests_.size()) return;
+      const std::string token = tokenOf(sent);
+      const std::size_t i = find(*self, session, token);
+      if (i == self->pending_requests_.size()) {
+        // A notification we acknowledged is not a request; but a node that stops answering a
+        // re-registration ends the observation.
+        for (auto& o : self->observations_) {
+          if (o.session == session && o.token == token) {
+            ClientResult gone;
+            gone.outcome = reason == COAP_NACK_RST ? ClientOutcome::reset : ClientOutcome::timeout;
+            gone.error = "observation ended";
+            self->notifyObservation(o, std::move(gone));
+            break;
+          }
+        }
+        return;
+      }
       ClientResult result;
       switch (reason) {
         case COAP_NACK_TOO_MANY_RETRIES:
@@ -176,8 +209,9 @@ coap_session_t* Server::clientSessionFor(const OutgoingRequest& request, std::st
   return session;
 }
 
-void Server::request(const OutgoingRequest& request, ResponseCallback done) {
+RequestId Server::request(const OutgoingRequest& request, ResponseCallback done, ResponseCallback notify) {
   ++client_stats_.sent;
+  const RequestId id = next_request_id_++;
   std::string error;
   // Our handlers get a const view of the session; libcoap's send API wants it mutable.
   coap_session_t* session = request.over_session != nullptr
@@ -187,12 +221,22 @@ void Server::request(const OutgoingRequest& request, ResponseCallback done) {
   std::array<uint8_t, 8> token{};
   size_t token_len = 0;
   if (session != nullptr) {
-    pdu = coap_new_pdu(COAP_MESSAGE_CON, requestCode(request.method), session);
+    pdu = coap_new_pdu(request.confirmable ? COAP_MESSAGE_CON : COAP_MESSAGE_NON, requestCode(request.method), session);
     if (pdu == nullptr) error = "cannot build the request";
   }
   if (pdu != nullptr) {
     coap_session_new_token(session, &token_len, token.data());
     coap_add_token(pdu, token_len, token.data());
+    for (const auto& etag : request.etags) {
+      if (!etag.empty() && etag.size() <= 8) {
+        coap_add_option(pdu, COAP_OPTION_ETAG, etag.size(), reinterpret_cast<const uint8_t*>(etag.data()));
+      }
+    }
+    if (request.observe) {
+      std::array<uint8_t, 4> buf{};
+      coap_add_option(pdu, COAP_OPTION_OBSERVE, coap_encode_var_safe(buf.data(), buf.size(), COAP_OBSERVE_ESTABLISH),
+                      buf.data());
+    }
     addSegments(pdu, COAP_OPTION_URI_PATH, request.path, '/');
     if (request.content_format) {
       std::array<uint8_t, 4> buf{};
@@ -200,6 +244,11 @@ void Server::request(const OutgoingRequest& request, ResponseCallback done) {
       coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, buf.data());
     }
     addSegments(pdu, COAP_OPTION_URI_QUERY, request.query, '&');
+    if (request.accept) {
+      std::array<uint8_t, 4> buf{};
+      const unsigned n = coap_encode_var_safe(buf.data(), buf.size(), *request.accept);
+      coap_add_option(pdu, COAP_OPTION_ACCEPT, n, buf.data());
+    }
     if (!request.payload.empty()) {
       // libcoap sends it block-wise (Block1) if it does not fit; it copies the data.
       coap_add_data_large_request(session, pdu, request.payload.size(),
@@ -213,17 +262,59 @@ void Server::request(const OutgoingRequest& request, ResponseCallback done) {
     result.error = std::move(error);
     ++client_stats_.failed;
     finished_requests_.emplace_back(std::move(done), std::move(result));
-    return;
+    return id;
   }
   pending_requests_.push_back({std::string(reinterpret_cast<const char*>(token.data()), token_len), session,
-                               std::chrono::steady_clock::now() + request.timeout, std::move(done)});
+                               std::chrono::steady_clock::now() + request.timeout, std::move(done), id,
+                               request.observe ? std::move(notify) : ResponseCallback{}});
   client_stats_.in_flight = pending_requests_.size();
+  return id;
+}
+
+void Server::notifyObservation(Observation& observation, ClientResult result) {
+  ++client_stats_.notifications;
+  ResponseCallback callback = observation.notify;
+  // An error code, a RST or silence ends the observation at the node (RFC 7641 §3.2, §4.2).
+  const bool ended = result.outcome != ClientOutcome::response || static_cast<unsigned>(result.response.code) >= 400;
+  if (ended) {
+    const RequestId id = observation.id;
+    observations_.erase(std::remove_if(observations_.begin(), observations_.end(),
+                                       [id](const Observation& o) { return o.id == id; }),
+                        observations_.end());
+    client_stats_.observations = observations_.size();
+  }
+  finished_requests_.emplace_back(std::move(callback), std::move(result));
+}
+
+void Server::cancelObservation(RequestId id) {
+  for (auto it = pending_requests_.begin(); it != pending_requests_.end(); ++it) {
+    if (it->id != id) continue;
+    coap_binary_t token{it->token.size(), reinterpret_cast<uint8_t*>(it->token.data())};
+    coap_cancel_observe(it->session, &token, COAP_MESSAGE_CON);
+    pending_requests_.erase(it);
+    client_stats_.in_flight = pending_requests_.size();
+    return;
+  }
+  for (auto it = observations_.begin(); it != observations_.end(); ++it) {
+    if (it->id != id) continue;
+    // GET with Observe: 1 (libcoap keeps the request it registered with).
+    coap_binary_t token{it->token.size(), reinterpret_cast<uint8_t*>(it->token.data())};
+    coap_cancel_observe(it->session, &token, COAP_MESSAGE_CON);
+    observations_.erase(it);
+    client_stats_.observations = observations_.size();
+    return;
+  }
 }
 
 void Server::completeRequest(std::size_t index, ClientResult result) {
   PendingRequest p = std::move(pending_requests_[index]);
   pending_requests_.erase(pending_requests_.begin() + static_cast<std::ptrdiff_t>(index));
   client_stats_.in_flight = pending_requests_.size();
+  // An observation the node accepted (2.xx with Observe) lives on for its notifications.
+  if (p.notify && result.outcome == ClientOutcome::response && static_cast<unsigned>(result.response.code) / 100 == 2) {
+    observations_.push_back({p.id, p.token, p.session, std::move(p.notify)});
+    client_stats_.observations = observations_.size();
+  }
   if (result.outcome == ClientOutcome::response) {
     ++client_stats_.answered;
   } else if (result.outcome == ClientOutcome::timeout) {
@@ -258,7 +349,9 @@ void Server::serviceClient() {
   }
   for (auto it = client_sessions_.begin(); it != client_sessions_.end();) {
     const bool busy = std::any_of(pending_requests_.begin(), pending_requests_.end(),
-                                  [&](const PendingRequest& p) { return p.session == it->second.session; });
+                                  [&](const PendingRequest& p) { return p.session == it->second.session; }) ||
+                      std::any_of(observations_.begin(), observations_.end(),
+                                  [&](const Observation& o) { return o.session == it->second.session; });
     if (!busy && now - it->second.last_used > kClientSessionIdle) {
       coap_session_release(it->second.session);
       it = client_sessions_.erase(it);
@@ -271,6 +364,7 @@ void Server::serviceClient() {
 void Server::releaseClientSessions() {
   pending_requests_.clear();
   finished_requests_.clear();
+  observations_.clear();
   for (auto& [key, s] : client_sessions_) coap_session_release(s.session);
   client_sessions_.clear();
 }

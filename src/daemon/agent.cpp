@@ -151,7 +151,7 @@ void Agent::registerResources() {
                         {{"rt", "\"coap-edge.status\""}, {"ct", "50"}, {"title", "\"Gateway status\""}},
                         {coap::Method::get},
                         [this](const coap::Request& req) { return statusResponse(req, snapshot()); },
-                        true});
+                        true, {}});
   // Observers of /status learn about sessions coming and going without polling.
   server_->onSessionsChanged([this] { server_->notifyObservers("status"); });
 }

@@ -139,34 +139,44 @@ void DiscoveryService::addResources(bool resource_directory) {
                        {{"rt", "\"core.nodes\""}, {"ct", "40"}, {"title", "\"Known nodes\""}},
                        {coap::Method::get},
                        [this](const coap::Request& req) { return nodesList(req); },
-                       false});
-  server_.addPrefixRoute({"nodes", {}, {coap::Method::get, coap::Method::post, coap::Method::put, coap::Method::del,
-                                         coap::Method::fetch, coap::Method::patch, coap::Method::ipatch},
-                          [this](const coap::Request& req) { return nodeResources(req); }, false});
+                       false, {}});
+  coap::ResourceSpec nodes{"nodes", {}, {coap::Method::get, coap::Method::post, coap::Method::put, coap::Method::del,
+                                          coap::Method::fetch, coap::Method::patch, coap::Method::ipatch},
+                           {}, false, {}};
+  // /nodes/{id} is ours (the node's resources); anything deeper is the relay's.
+  nodes.async_handler = [this](const coap::Request& req, coap::Responder respond) {
+    const std::string_view rest = std::string_view(req.path).substr(6);  // after "nodes/"
+    if (rest.find('/') != std::string_view::npos && relay_) {
+      relay_(req, std::move(respond));
+      return;
+    }
+    respond(nodeResources(req));
+  };
+  server_.addPrefixRoute(std::move(nodes));
   if (!resource_directory) return;
   rd_.onChange([this](const discovery::Registration& r, discovery::RdEvent e) { onRegistration(r, e); });
   server_.addResource({"rd",
                        {{"rt", "\"core.rd\""}, {"ct", "40"}},
                        {coap::Method::post},
                        [this](const coap::Request& req) { return rdRegister(req); },
-                       false});
+                       false, {}});
   server_.addResource({".well-known/rd",
                        {},
                        {coap::Method::post},
                        [this](const coap::Request& req) { return rdSimpleRegister(req); },
-                       false});
+                       false, {}});
   server_.addPrefixRoute({"rd", {}, {coap::Method::get, coap::Method::post, coap::Method::del},
-                          [this](const coap::Request& req) { return rdResource(req); }, false});
+                          [this](const coap::Request& req) { return rdResource(req); }, false, {}});
   server_.addResource({"rd-lookup/ep",
                        {{"rt", "\"core.rd-lookup-ep\""}, {"ct", "40"}},
                        {coap::Method::get},
                        [this](const coap::Request& req) { return fromRd(rd_.lookupEndpoints(req.query)); },
-                       false});
+                       false, {}});
   server_.addResource({"rd-lookup/res",
                        {{"rt", "\"core.rd-lookup-res\""}, {"ct", "40"}},
                        {coap::Method::get},
                        [this](const coap::Request& req) { return fromRd(rd_.lookupResources(req.query)); },
-                       false});
+                       false, {}});
 }
 
 coap::Response DiscoveryService::nodesList(const coap::Request& request) const {
@@ -183,8 +193,8 @@ coap::Response DiscoveryService::nodeResources(const coap::Request& request) con
   const discovery::NodeRecord* node = id ? registry_.find(*id) : nullptr;
   if (node == nullptr) return textResponse(coap::Code::not_found, "no such node");
   if (slash != std::string_view::npos) {
-    // Relaying requests to the node's own resources is the relay's job (not in this version).
-    return textResponse(coap::Code::not_implemented, "relaying requests to nodes is not available in this version");
+    // Relaying is the relay's job (setRelay); an agent without one does not relay.
+    return textResponse(coap::Code::not_implemented, "relaying requests to nodes is not enabled");
   }
   if (request.method != coap::Method::get) return textResponse(coap::Code::method_not_allowed, {});
   std::vector<discovery::Link> links;

@@ -37,6 +37,8 @@ class DiscoveryService {
 
   [[nodiscard]] DiscoveryStatus status() const;
   [[nodiscard]] discovery::NodeRegistry& registry() { return registry_; }
+  /// Where requests below /nodes/{id}/ go (the relay); without one they get 5.01.
+  void setRelay(coap::AsyncHandler relay) { relay_ = std::move(relay); }
 
  private:
   void addResources(bool resource_directory);
@@ -63,6 +65,7 @@ class DiscoveryService {
 
   EventLoop& loop_;
   coap::Server& server_;
+  coap::AsyncHandler relay_;
   discovery::NodeRegistry registry_;
   discovery::ResourceDirectory rd_;
   std::unique_ptr<discovery::MulticastProber> prober_;

@@ -22,6 +22,8 @@ RateFilter::RateFilter(Clock clock) : clock_(clock ? std::move(clock) : Clock(&s
 void RateFilter::setLimits(const config::LimitsSection& limits) { limits_ = limits; }
 
 std::optional<coap::Response> RateFilter::operator()(const coap::Request& request) noexcept {
+  // libcoap re-running an observed resource's handler to notify an observer: not a request.
+  if (request.notification) return std::nullopt;
   try {
     const std::string_view identity = requestIdentity(request);
     if (identity.empty()) return std::nullopt;  // no identity: the ACL already answered 4.01
