@@ -134,7 +134,9 @@ bool ResponseCache::store(std::string_view key, const CachedResponse& r, std::op
   const std::string_view stored_key(it->key);
   index_.emplace(stored_key, it);
   auto uri = uris_.find(stored_key.substr(0, *prefix));
-  if (uri == uris_.end()) uri = uris_.emplace(std::string(stored_key.substr(0, *prefix)), std::list<List::iterator>{}).first;
+  if (uri == uris_.end()) {
+    uri = uris_.emplace(std::string(stored_key.substr(0, *prefix)), std::list<List::iterator>{}).first;
+  }
   uri->second.push_back(it);
   it->uri = uri;
   it->uri_pos = std::prev(uri->second.end());

@@ -1,10 +1,14 @@
-// The relay's response cache (relay/response_cache.h) with a fake clock: time is whatever the test says.
+// The relay's response cache (relay/response_cache.h) and request coalescer (relay/coalescer.h)
+// with a fake clock: time is whatever the test says.
 
+#include "relay/coalescer.h"
 #include "relay/response_cache.h"
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -384,6 +388,107 @@ TEST(ResponseCache, FetchBodyIsPartOfTheKey) {
   ASSERT_TRUE(cache.store(q2, content("two"), 60, false, kT0));
   EXPECT_EQ(cache.lookup(q1, false, kT0).response->payload, "one");
   EXPECT_EQ(cache.lookup(q2, false, kT0).response->payload, "two");
+}
+
+// ---- coalescer --------------------------------------------------------------------------------
+
+struct Result {
+  int value = 0;
+};
+
+TEST(Coalescer, OneFirstAndManyJoinedGetTheOneResultOnce) {
+  Coalescer<Result> co;
+  std::vector<int> got(6, 0);
+  EXPECT_EQ(co.join("k", [&](const Result& r) { got[0] += r.value; }), Join::first);
+  for (int i = 1; i < 6; ++i) {
+    EXPECT_EQ(co.join("k", [&got, i](const Result& r) { got[static_cast<std::size_t>(i)] += r.value; }),
+              Join::joined);
+  }
+  EXPECT_EQ(co.join("other", nullptr), Join::first);  // a different key is its own request
+  EXPECT_EQ(co.inFlight(), 2U);
+  EXPECT_EQ(co.waiters("k"), 6U);
+
+  EXPECT_EQ(co.complete("k", Result{7}), 6U);
+  for (const int g : got) EXPECT_EQ(g, 7);
+  EXPECT_EQ(co.complete("k", Result{9}), 0U);  // nothing in flight any more: no second call
+  for (const int g : got) EXPECT_EQ(g, 7);
+  EXPECT_EQ(co.inFlight(), 1U);
+  EXPECT_EQ(co.complete("other", Result{1}), 0U);  // an empty waiter is not called
+  EXPECT_EQ(co.inFlight(), 0U);
+  EXPECT_EQ(co.stats().first, 2U);
+  EXPECT_EQ(co.stats().joined, 5U);
+  EXPECT_EQ(co.stats().completed, 2U);
+}
+
+TEST(Coalescer, WaiterMayJoinAndCompleteReentrantly) {
+  Coalescer<Result> co;
+  std::vector<std::string> log;
+  Join rejoin = Join::full;
+  ASSERT_EQ(co.join("k", [&](const Result& r) {
+    log.push_back("a" + std::to_string(r.value));
+    // Same key: the old request is over, so this one starts a new one.
+    rejoin = co.join("k", [&](const Result& r2) { log.push_back("again" + std::to_string(r2.value)); });
+    // Completing the same key from inside: reaches only the new waiter, never "a" or "b" again.
+    EXPECT_EQ(co.complete("k", Result{2}), 1U);
+  }), Join::first);
+  ASSERT_EQ(co.join("k", [&](const Result& r) {
+    log.push_back("b" + std::to_string(r.value));
+    EXPECT_EQ(co.join("other", [&](const Result& r2) { log.push_back("o" + std::to_string(r2.value)); }),
+              Join::first);
+  }), Join::joined);
+
+  EXPECT_EQ(co.complete("k", Result{1}), 2U);
+  EXPECT_EQ(rejoin, Join::first);
+  EXPECT_EQ(log, (std::vector<std::string>{"a1", "again2", "b1"}));
+  EXPECT_EQ(co.inFlight(), 1U);  // "other"
+  EXPECT_EQ(co.complete("other", Result{3}), 1U);
+  EXPECT_EQ(log.back(), "o3");
+  EXPECT_EQ(co.inFlight(), 0U);
+}
+
+TEST(Coalescer, CompleteWithTheKeyOwnedByAWaiterIsSafe) {
+  // The caller may pass a key that lives in a waiter's capture; complete() must not read it after
+  // the waiters are moved out (ASan checks this).
+  Coalescer<Result> co;
+  int calls = 0;
+  auto owned = std::make_shared<std::string>("k");
+  ASSERT_EQ(co.join(*owned, [owned, &calls](const Result&) { ++calls; }), Join::first);
+  const std::string& key = *owned;
+  owned.reset();  // now only the waiter holds the key
+  EXPECT_EQ(co.complete(key, Result{}), 1U);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(Coalescer, CapsRefuseWithFull) {
+  Coalescer<Result> co(CoalescerLimits{2, 3});
+  EXPECT_EQ(co.join("a", nullptr), Join::first);
+  EXPECT_EQ(co.join("a", nullptr), Join::joined);
+  EXPECT_EQ(co.join("a", nullptr), Join::joined);
+  EXPECT_EQ(co.join("a", nullptr), Join::full);  // 3 waiters per key, the first included
+  EXPECT_EQ(co.waiters("a"), 3U);
+  EXPECT_EQ(co.join("b", nullptr), Join::first);
+  EXPECT_EQ(co.join("c", nullptr), Join::full);  // 2 keys in flight
+  EXPECT_EQ(co.inFlight(), 2U);
+  EXPECT_EQ(co.stats().refused, 2U);
+  co.complete("a", Result{});
+  EXPECT_EQ(co.join("c", nullptr), Join::first);  // room again
+
+  Coalescer<Result> none(CoalescerLimits{0, 0});
+  EXPECT_EQ(none.join("a", nullptr), Join::full);
+  EXPECT_EQ(none.inFlight(), 0U);
+}
+
+TEST(Coalescer, ThrowingWaiterDoesNotStopTheOthers) {
+  Coalescer<Result> co;
+  int calls = 0;
+  ASSERT_EQ(co.join("k", [&](const Result&) { ++calls; }), Join::first);
+  ASSERT_EQ(co.join("k", [&](const Result&) { ++calls; throw std::runtime_error("waiter failed"); }), Join::joined);
+  ASSERT_EQ(co.join("k", [&](const Result&) { ++calls; throw 42; }), Join::joined);
+  ASSERT_EQ(co.join("k", [&](const Result&) { ++calls; }), Join::joined);
+  EXPECT_EQ(co.complete("k", Result{}), 4U);
+  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(co.stats().waiter_errors, 2U);
+  EXPECT_EQ(co.inFlight(), 0U);
 }
 
 }  // namespace
