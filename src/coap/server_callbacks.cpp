@@ -255,7 +255,7 @@ struct ServerCallbacks {
           ++self->stats_.proxy_refused;
           const auto m = static_cast<std::size_t>(req.method) - 1;
           if (m < kMethodCount) ++self->stats_.requests[m][static_cast<std::size_t>(ResponseClass::server_error)];
-          coap_pdu_set_code(response, COAP_RESPONSE_CODE(505));
+          coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(505)));
           return;
         }
         entry = self->routeFor(req.path);
@@ -341,7 +341,7 @@ struct ServerCallbacks {
     // value (as a number, which drops leading zero bytes of an opaque node ETag).
     std::uint64_t etag_number = 0;
     if (res.etag && res.etag->size() <= 8) {
-      for (unsigned char c : *res.etag) etag_number = (etag_number << 8) | c;
+      for (char c : *res.etag) etag_number = (etag_number << 8) | static_cast<std::uint8_t>(c);
     }
     auto* copy = new std::string(std::move(res.payload));
     coap_add_data_large_response(resource, session, pdu, response, query,

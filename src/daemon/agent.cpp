@@ -22,6 +22,8 @@ constexpr std::chrono::milliseconds kKeystorePoll{500};
 constexpr std::chrono::milliseconds kDrainBudget{2000};
 // Idle (full) token buckets are dropped this often, so their tables track active keys only.
 constexpr std::chrono::milliseconds kBucketSweep{10000};
+// Observations to nodes are checked (restored, timed out) this often.
+constexpr std::chrono::milliseconds kRelayTick{1000};
 
 std::string at(const config::Config& cfg, config::Position where, const std::string& message) {
   return config::Error{cfg.file.string(), where, message}.str();
@@ -39,6 +41,12 @@ bool sameDiscovery(const config::DiscoverySection& a, const config::DiscoverySec
 }
 
 }  // namespace
+
+relay::ProxySettings proxySettings(const config::Config& cfg) {
+  relay::ProxySettings s;
+  (void)cfg;
+  return s;
+}
 
 std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
   const auto& d = cfg.downstream;
@@ -128,6 +136,11 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
     throw StartupFailure(at(config_, config_.discovery.interfaces[e.interface_index].where, e.what()), kExConfig);
   }
 
+  proxy_ = std::make_unique<relay::NodeProxy>(*server_, discovery_->registry(), proxySettings(config_));
+  discovery_->setRelay([this](const coap::Request& req, coap::Responder respond) { proxy_->handle(req, std::move(respond)); });
+  server_->setForwardProxy([this](coap::Request& req) { return proxy_->mapForwardRequest(req); });
+  loop_.addTimer(kRelayTick, [this] { proxy_->tick(); });
+
   loop_.watch(server_->fd(), [this] { server_->process(); });
   loop_.setTimeoutProvider([this] { return server_->nextTimeout(); });
   // libcoap's retransmission and session timers run on every wakeup, with or without I/O.
@@ -166,6 +179,7 @@ StatusSnapshot Agent::snapshot() const {
   snap.server = server_->stats();
   snap.limits = limits_.counts();
   if (discovery_) snap.discovery = discovery_->status();
+  if (proxy_) snap.relay = proxy_->stats();
   return snap;
 }
 
@@ -260,6 +274,7 @@ void Agent::reload() {
   coap::Runtime::setLogLevel(next.agent.log_level);
   server_->setLimits(after.idle_timeout, after.max_sessions, after.max_handshakes);
   limits_.setLimits(next.limits);  // new rates; bucket state of every key is kept
+  if (proxy_) proxy_->setSettings(proxySettings(next));
   if (next.agent.metrics_file && !config_.agent.metrics_file) {
     CE_LOG_WARN("metrics_file was not set at startup: restart the agent to start writing it");
   }

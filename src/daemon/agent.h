@@ -14,6 +14,7 @@
 #include "daemon/signals.h"
 #include "daemon/status_resource.h"
 #include "keystore/keystore.h"
+#include "relay/node_proxy.h"
 
 #include <chrono>
 #include <memory>
@@ -33,6 +34,9 @@ struct StartupFailure : std::runtime_error {
 /// Checks what --check-config promises beyond parsing: the X.509 files load and match.
 /// Returns an error in "file:line:col: message" form, or nullopt.
 [[nodiscard]] std::optional<std::string> checkReferencedFiles(const config::Config& cfg);
+
+/// Relay settings derived from the configuration ([relay], [limits] per_node).
+[[nodiscard]] relay::ProxySettings proxySettings(const config::Config& cfg);
 
 /// Server settings derived from the configuration.
 [[nodiscard]] coap::ServerSettings serverSettings(const config::Config& cfg);
@@ -68,6 +72,7 @@ class Agent {
   SignalFd signals_;
   std::unique_ptr<ControlSocket> control_;
   std::unique_ptr<DiscoveryService> discovery_;  ///< after server_ and loop_: uses both
+  std::unique_ptr<relay::NodeProxy> proxy_;      ///< after discovery_: follows its registry
   std::uint64_t keystore_version_ = 0;
   std::chrono::steady_clock::time_point started_;
 };

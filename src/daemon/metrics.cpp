@@ -62,6 +62,7 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_limited_total", R"(limit="per_identity",action="rejected")", l.per_identity_rejected);
   w.sample("coap_edge_limited_total", R"(limit="per_identity",action="dropped")", l.per_identity_dropped);
   w.sample("coap_edge_limited_total", R"(limit="handshakes_per_address",action="refused")", l.handshakes_refused);
+  w.sample("coap_edge_limited_total", R"(limit="per_node",action="rejected")", s.relay.node_limited);
   w.family("coap_edge_limit_table_full_total", "counter",
            "Refusals because a limit's bucket table was full of active keys.");
   w.sample("coap_edge_limit_table_full_total", R"(limit="per_identity")", l.per_identity_table_full);
@@ -96,6 +97,31 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_discovery_total", R"(event="rd_refused")", d.rd_refused);
   w.sample("coap_edge_discovery_total", R"(event="dns_sd_found")", d.dns_sd_found);
   w.sample("coap_edge_discovery_total", R"(event="dns_sd_reconnect")", d.dns_sd_reconnects);
+  const auto& x = s.relay;
+  w.family("coap_edge_relay_total", "counter", "Requests relayed to nodes, by what became of them.");
+  w.sample("coap_edge_relay_total", R"(event="request")", x.requests);
+  w.sample("coap_edge_relay_total", R"(event="forwarded")", x.forwarded);
+  w.sample("coap_edge_relay_total", R"(event="cache_hit")", x.cache_hits);
+  w.sample("coap_edge_relay_total", R"(event="revalidated")", x.revalidated);
+  w.sample("coap_edge_relay_total", R"(event="coalesced")", x.coalesced);
+  w.sample("coap_edge_relay_total", R"(event="unknown_node")", x.unknown_node);
+  w.sample("coap_edge_relay_total", R"(event="timeout")", x.timeouts);
+  w.sample("coap_edge_relay_total", R"(event="bad_gateway")", x.bad_gateway);
+  w.sample("coap_edge_relay_total", R"(event="busy")", x.busy);
+  w.sample("coap_edge_relay_total", R"(event="forward_proxy")", x.forward_requests);
+  w.sample("coap_edge_relay_total", R"(event="forward_proxy_refused")", s.server.proxy_refused);
+  w.family("coap_edge_relay_in_flight", "gauge", "Exchanges with nodes in progress.");
+  w.sample("coap_edge_relay_in_flight", "", x.in_flight);
+  w.family("coap_edge_cache_entries", "gauge", "Responses in the relay's cache.");
+  w.sample("coap_edge_cache_entries", "", x.cache.entries);
+  w.family("coap_edge_cache_bytes", "gauge", "Estimated bytes held by the relay's cache.");
+  w.sample("coap_edge_cache_bytes", "", x.cache.bytes);
+  w.family("coap_edge_observe_relations", "gauge", "Observations the gateway holds at nodes.");
+  w.sample("coap_edge_observe_relations", "", x.node_observations);
+  w.family("coap_edge_observers", "gauge", "Downstream observers of relayed node resources.");
+  w.sample("coap_edge_observers", "", x.observers);
+  w.family("coap_edge_notifications_total", "counter", "Notifications from nodes fanned out to observers.");
+  w.sample("coap_edge_notifications_total", "", x.notifications);
   return std::move(w.out);
 }
 

@@ -21,6 +21,7 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
   const auto& l = s.limits;
   const auto& d = s.discovery;
   const auto& r = d.registry;
+  const auto& x = s.relay;
   return {
       {"agent", s.agent_name},
       {"version", COAP_EDGE_VERSION},
@@ -56,7 +57,8 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
                           {"table_full", l.per_identity_table_full},
                           {"buckets", l.identity_buckets}}},
         {"handshakes_per_address",
-         {{"refused", l.handshakes_refused}, {"table_full", l.handshakes_table_full}, {"buckets", l.address_buckets}}}}},
+         {{"refused", l.handshakes_refused}, {"table_full", l.handshakes_table_full}, {"buckets", l.address_buckets}}},
+        {"per_node", {{"rejected", s.relay.node_limited}}}}},
       {"nodes",
        {{"count", r.nodes},
         {"by_source", {{"multicast", r.by_source[0]}, {"dns_sd", r.by_source[1]}, {"rd", r.by_source[2]}}},
@@ -81,6 +83,31 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
                     {"lost", d.dns_sd_lost},
                     {"reconnects", d.dns_sd_reconnects},
                     {"published_as", d.published_as}}}}},
+      {"relay",
+       {{"requests", x.requests},
+        {"forwarded", x.forwarded},
+        {"in_flight", x.in_flight},
+        {"unknown_node", x.unknown_node},
+        {"timeouts", x.timeouts},
+        {"bad_gateway", x.bad_gateway},
+        {"busy", x.busy},
+        {"coalesced", x.coalesced},
+        {"forward_proxy", {{"requests", x.forward_requests}, {"refused", st.proxy_refused}}},
+        {"cache",
+         {{"hits", x.cache_hits},
+          {"revalidated", x.revalidated},
+          {"stored", x.cache.stored},
+          {"evicted", x.cache.evicted},
+          {"invalidated", x.cache.invalidated},
+          {"entries", x.cache.entries},
+          {"bytes", x.cache.bytes}}},
+        {"observe",
+         {{"resources", x.observed_resources},
+          {"relations", x.node_observations},
+          {"observers", x.observers},
+          {"notifications", x.notifications},
+          {"cancelled", x.observations_cancelled},
+          {"restored", x.observations_restored}}}}},
   };
 }
 

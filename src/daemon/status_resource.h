@@ -7,6 +7,7 @@
 #include "daemon/discovery_status.h"
 #include "daemon/rate_filter.h"
 #include "policy/acl.h"
+#include "relay/node_proxy.h"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -24,6 +25,7 @@ struct StatusSnapshot {
   coap::ServerStats server;    ///< handshakes and requests since start
   LimitCounts limits;          ///< rate limiting since start
   DiscoveryStatus discovery;   ///< node registry, RD, multicast probes, DNS-SD
+  relay::ProxyStats relay;     ///< the /nodes/... and Proxy-Uri relay, its cache and Observe
 };
 
 /// The document served at /status (see statusJson for its shape).

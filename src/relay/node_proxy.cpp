@@ -14,7 +14,7 @@ constexpr std::string_view kLogTag = "relay";
 constexpr std::chrono::minutes kGoneGrace{10};
 // An observation that heard nothing for its Max-Age plus this is taken for dead and made again
 // (RFC 7641 §3.3.1: the client re-registers when it doubts freshness).
-constexpr std::chrono::seconds kObservationSlack{30};
+constexpr std::chrono::seconds kObservationSlack{10};
 // Re-registration backoff after failures: 2 s doubling to 5 min.
 constexpr std::chrono::seconds kRetryMin{2};
 constexpr std::chrono::seconds kRetryMax{300};
@@ -435,7 +435,8 @@ bool NodeProxy::mapForwardRequest(coap::Request& request) {
   std::string mapped = "nodes/" + node->id;
   for (const auto& s : segments) {
     mapped.push_back('/');
-    for (unsigned char c : s) {
+    for (char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
       if (std::isalnum(c) != 0 || std::string_view("-._~!$&'()*+,;=:@").find(static_cast<char>(c)) != std::string_view::npos) {
         mapped.push_back(static_cast<char>(c));
       } else {

@@ -43,7 +43,7 @@ Node::Node(Options options) : options_(std::move(options)) {
   coap_register_nack_handler(context_.get(), &Node::onNack);
 
   resources_ = std::make_unique<Resources>(context_.get(), options_.name, options_.temp_period_s,
-                                           options_.extra_resources);
+                                           options_.extra_resources, options_.big_size, options_.log_requests);
   listen();
   joinGroups();
   if (options_.avahi) avahi_ = std::make_unique<AvahiPublisher>(options_.name, first_port_, options_.name);

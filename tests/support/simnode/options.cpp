@@ -25,6 +25,8 @@ const char* const kUsage =
     "  --leisure S            spread multicast responses over a random 0..S s (default 1, >= 1)\n"
     "  --temp-period S        /sensors/temp changes every S seconds (default 5)\n"
     "  --resources N          N extra resources /r/0 .. /r/N-1 (load tests; at most 10000)\n"
+    "  --big-size N           bytes of /big (default 3000, at most 1000000)\n"
+    "  --log-requests         log every request handled: method, path, token, Observe\n"
     "  --rd coaps://HOST:PORT register at this Resource Directory (RFC 9176), DTLS-PSK\n"
     "  --psk-identity ID      PSK identity for --rd\n"
     "  --psk-key-file FILE    PSK for --rd: one line of hex\n"
@@ -87,6 +89,8 @@ enum Opt : int {
   kSleepEvery,
   kSleepFor,
   kAvahi,
+  kBigSize,
+  kLogRequests,
 };
 
 }  // namespace
@@ -135,6 +139,8 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       {"sleep-every", required_argument, nullptr, kSleepEvery},
       {"sleep-for", required_argument, nullptr, kSleepFor},
       {"avahi", no_argument, nullptr, kAvahi},
+      {"big-size", required_argument, nullptr, kBigSize},
+      {"log-requests", no_argument, nullptr, kLogRequests},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -186,6 +192,15 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
           error = "--resources: 0 to 10000";
           return std::nullopt;
         }
+        break;
+      case kBigSize:
+        if (!parseUnsigned(arg.c_str(), 1, 1000000, o.big_size)) {
+          error = "--big-size: 1 to 1000000 bytes";
+          return std::nullopt;
+        }
+        break;
+      case kLogRequests:
+        o.log_requests = true;
         break;
       case kRd:
         o.rd_uri = arg;

@@ -23,6 +23,8 @@ struct Options {
   double leisure_s = 1.0;             ///< multicast response spread (RFC 7252 §8.2 Leisure), >= 1
   double temp_period_s = 5.0;
   unsigned extra_resources = 0;
+  unsigned big_size = 3000;  ///< bytes of /big
+  bool log_requests = false; ///< one log line per request handled (tests count node traffic)
   // Resource Directory (RFC 9176) over coaps with a PSK.
   std::string rd_uri;
   std::string psk_identity;

@@ -60,10 +60,30 @@ std::optional<std::string> printLinks(coap_context_t* context, const coap_string
   return out;
 }
 
+bool g_log_requests = false;
+
+void logRequest(const coap_pdu_t* req) {
+  static constexpr const char* kMethods[] = {"?", "GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "IPATCH"};
+  const unsigned code = coap_pdu_get_code(req);
+  std::unique_ptr<coap_string_t, void (*)(coap_string_t*)> path(coap_get_uri_path(req), coap_delete_string);
+  const coap_bin_const_t token = coap_pdu_get_token(req);
+  std::string hex;
+  for (size_t i = 0; i < token.length; ++i) hex += fmt::format("{:02x}", token.s[i]);
+  std::string observe;
+  coap_opt_iterator_t it;
+  if (const coap_opt_t* o = coap_check_option(req, COAP_OPTION_OBSERVE, &it)) {
+    observe = fmt::format(" observe={}", coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o)));
+  }
+  CE_LOG_NOTICE("request {} /{} token={}{}", code < 8 ? kMethods[code] : "?",
+                path ? std::string_view(reinterpret_cast<const char*>(path->s), path->length) : std::string_view{}, hex,
+                observe);
+}
+
 template <auto Body>
 void guarded(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const coap_string_t* q,
              coap_pdu_t* resp) noexcept {
   try {
+    if (g_log_requests) logRequest(req);
     Body(r, s, req, q, resp);
   } catch (...) {
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR);
@@ -72,8 +92,8 @@ void guarded(coap_resource_t* r, coap_session_t* s, const coap_pdu_t* req, const
 
 }  // namespace
 
-std::string bigPayload() {
-  std::string out(3000, '\0');
+std::string bigPayload(std::size_t size) {
+  std::string out(size, '\0');
   for (std::size_t i = 0; i < out.size(); ++i) {
     out[i] = i % 50 == 49 ? '\n' : static_cast<char>('a' + static_cast<int>(i % 26));
   }
@@ -82,11 +102,13 @@ std::string bigPayload() {
 
 std::string temperatureText(unsigned step) { return fmt::format("{}.{}", 20 + (step % 100) / 10, step % 10); }
 
-Resources::Resources(coap_context_t* context, const std::string& name, double temp_period_s, unsigned extra_resources)
+Resources::Resources(coap_context_t* context, const std::string& name, double temp_period_s, unsigned extra_resources,
+                     std::size_t big_size, bool log_requests)
     : context_(context),
       period_(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(temp_period_s))),
       next_change_(Clock::now() + period_),
-      big_(bigPayload()) {
+      big_(bigPayload(big_size)) {
+  g_log_requests = log_requests;
   const std::string title = "\"" + name + " temperature\"";
   temp_ = addResource(context, "sensors/temp", this,
                       {{"rt", "\"temperature\""}, {"if", "\"core.s\""}, {"ct", "0"}, {"title", title.c_str()}});

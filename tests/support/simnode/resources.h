@@ -10,8 +10,9 @@
 
 namespace coap_edge::simnode {
 
-/// 3000 bytes: 'a'..'z' repeating by position, with '\n' at every position i where i % 50 == 49.
-std::string bigPayload();
+/// `size` bytes (default 3000): 'a'..'z' repeating by position, with '\n' at every position i
+/// where i % 50 == 49.
+std::string bigPayload(std::size_t size = 3000);
 
 /// The temperature after `step` changes, as the resource shows it ("20.0", "20.1", ... "29.9").
 std::string temperatureText(unsigned step);
@@ -22,7 +23,11 @@ class Resources {
 
   /// Adds every resource to `context` (which owns them from then on). `name` goes into the
   /// title of /sensors/temp, so that answers to a multicast discovery tell the nodes apart.
-  Resources(coap_context_t* context, const std::string& name, double temp_period_s, unsigned extra_resources);
+  /// With `log_requests`, every handler run logs "request GET /path token=HEX observe=N": the
+  /// tests count what reached the node. libcoap runs the GET handler again for each
+  /// notification, with the observer's token: distinct tokens with observe=0 are registrations.
+  Resources(coap_context_t* context, const std::string& name, double temp_period_s, unsigned extra_resources,
+            std::size_t big_size = 3000, bool log_requests = false);
   Resources(const Resources&) = delete;
   Resources& operator=(const Resources&) = delete;
 
