@@ -1177,7 +1177,7 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
                           "ca", "psk", "idle_timeout", "max_sessions", "max_handshakes", "metrics_file",
                           "metrics_interval", "per_identity", "handshakes_per_address", "interfaces", "multicast",
                           "dns_sd", "interval", "leisure", "node_ttl", "publish", "resource_directory",
-                          "max_nodes"}) {
+                          "max_nodes", "timeout", "cache_max_bytes", "max_in_flight", "observe", "per_node"}) {
     EXPECT_TRUE(std::regex_search(text, std::regex(std::string("(^|\n)") + key + " = "))) << key << " not shown";
   }
   auto result = parse(text, kShipped);
@@ -1193,6 +1193,12 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
   EXPECT_EQ(config.limits.max_handshakes, defaults.limits.max_handshakes);
   EXPECT_EQ(config.agent.metrics_interval, defaults.agent.metrics_interval);
   EXPECT_EQ(config.limits.per_identity, (policy::RateSpec{20.0, 40}));  // on in the shipped file
+  EXPECT_EQ(config.relay.request_timeout, defaults.relay.request_timeout);
+  EXPECT_EQ(config.relay.cache_max_bytes, defaults.relay.cache_max_bytes);
+  EXPECT_EQ(config.relay.max_in_flight, defaults.relay.max_in_flight);
+  EXPECT_EQ(config.relay.observe, defaults.relay.observe);
+  EXPECT_EQ(config.limits.per_node, (policy::RateSpec{2.0, 4}));  // an example
+  EXPECT_FALSE(config.upstream.has_value());  // commented as a block: local only
   EXPECT_EQ(config.discovery.interval, defaults.discovery.interval);
   EXPECT_EQ(config.discovery.leisure, defaults.discovery.leisure);
   EXPECT_EQ(config.discovery.max_nodes, defaults.discovery.max_nodes);
@@ -1215,6 +1221,52 @@ TEST(configShipped, LimitOverrideExampleIsValid) {
   for (int i = 0; i < 3 && std::getline(lines, line); ++i) text += line.substr(2) + "\n";
   const Config config = parseOk(text, kShipped);
   EXPECT_EQ(config.limits.perIdentityFor("upstream"), (policy::RateSpec{200.0, 400}));
+}
+
+TEST(configShipped, UpstreamExampleIsValidWithEitherCredential) {
+  // The commented [upstream] block: its "# key = value" lines show every key with its default
+  // (the credential and server_name being examples); one credential at a time loads.
+  const std::string shipped = readText(kShipped);
+  const auto start = shipped.find("\n# [upstream]\n");
+  ASSERT_NE(start, std::string::npos);
+  std::istringstream lines(shipped.substr(start + 1));
+  const std::regex key_line("# ([a-z_]+) = .*");
+  std::string psk = "[upstream]\n";
+  std::string x509 = "[upstream]\n";
+  std::vector<std::string> keys;
+  for (std::string line; std::getline(lines, line) && line.rfind("#", 0) == 0;) {
+    std::smatch match;
+    if (!std::regex_match(line, match, key_line)) continue;
+    const std::string key = match[1].str();
+    keys.push_back(key);
+    const bool psk_only = key == "psk_identity" || key == "psk_key_file";
+    const bool x509_only = key == "certificate" || key == "private_key" || key == "ca" || key == "server_name";
+    if (!x509_only) psk += line.substr(2) + "\n";
+    if (!psk_only) x509 += line.substr(2) + "\n";
+  }
+  const Config with_psk = parseOk(psk, kShipped);
+  const Config with_x509 = parseOk(x509, kShipped);
+  ASSERT_TRUE(with_psk.upstream && with_x509.upstream);
+  EXPECT_TRUE(with_x509.upstream->x509());
+  EXPECT_EQ(keys.size(), 22U);  // every [upstream] key is documented
+  // The shown values are the defaults.
+  const UpstreamSection defaults;
+  const UpstreamSection& u = *with_psk.upstream;
+  EXPECT_EQ(u.uri.value.port, 5684);
+  EXPECT_EQ(u.identity, defaults.identity);
+  EXPECT_EQ(u.keepalive, defaults.keepalive);
+  EXPECT_EQ(u.reconnect_min, defaults.reconnect_min);
+  EXPECT_EQ(u.reconnect_max, defaults.reconnect_max);
+  EXPECT_EQ(u.registration, defaults.registration);
+  EXPECT_EQ(u.rd_path, defaults.rd_path);
+  EXPECT_EQ(u.lifetime, defaults.lifetime);
+  EXPECT_EQ(u.telemetry_format, defaults.telemetry_format);
+  EXPECT_EQ(u.telemetry_batch, defaults.telemetry_batch);
+  EXPECT_EQ(u.telemetry_interval, defaults.telemetry_interval);
+  EXPECT_EQ(u.queue_max_bytes, defaults.queue_max_bytes);
+  EXPECT_EQ(u.queue_max_age, defaults.queue_max_age);
+  EXPECT_EQ(u.queue_when_full, defaults.queue_when_full);
+  EXPECT_EQ(u.queue_sync, defaults.queue_sync);
 }
 
 TEST(configShipped, AccessControlExamplesAreValid) {
