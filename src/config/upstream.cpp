@@ -272,10 +272,11 @@ void upstreamServerName(Context& ctx, const toml::node& value) {
 // ---- [upstream]: the session ----
 
 void upstreamKeepalive(Context& ctx, const toml::node& value) {
-  const auto d = readDuration(ctx, value, "[upstream] keepalive", 0ms, 1h);
+  // The syntax and the year-long cap are readDuration's; the range has a hole, so it is ours.
+  const auto d = readDuration(ctx, value, "[upstream] keepalive", 0ms, 365 * 24h);
   if (!d) return;
   // A ping more often than every 5 s costs the upstream more than a lost session would.
-  if (*d != 0ms && *d < 5s) {
+  if (*d != 0ms && (*d < 5s || *d > 1h)) {
     ctx.fail(value, fmt::format(R"([upstream] keepalive must be "0s" (off) or between 5s and 1h, not {})",
                                 formatDuration(*d)));
     return;

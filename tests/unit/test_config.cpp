@@ -1023,7 +1023,7 @@ TEST(configUpstream, RangesAndChoices) {
   EXPECT_EQ(errorOf(base + "keepalive = \"4s\"\n"),
             "x.toml:5:13: [upstream] keepalive must be \"0s\" (off) or between 5s and 1h, not 4s");
   EXPECT_EQ(errorOf(base + "keepalive = \"2h\"\n"),
-            "x.toml:5:13: [upstream] keepalive must be between 0ms and 1h, not \"2h\"");
+            "x.toml:5:13: [upstream] keepalive must be \"0s\" (off) or between 5s and 1h, not 2h");
   EXPECT_EQ(parseOk(base + "keepalive = \"5s\"\n").upstream->keepalive, 5s);
   EXPECT_EQ(errorOf(base + "reconnect_min = \"50ms\"\n"),
             "x.toml:5:17: [upstream] reconnect_min must be between 100ms and 1h, not \"50ms\"");
