@@ -167,6 +167,7 @@ LoadResult parseUnguarded(std::string_view text, const std::filesystem::path& so
   applyRoot(ctx, root);
   finishDownstream(ctx, root.get_as<toml::table>("downstream"));
   finishDiscovery(ctx, root.get_as<toml::table>("discovery"));
+  finishUpstream(ctx, root.get_as<toml::table>("upstream"));
   finishAcl(ctx);
   finishLimits(ctx);
   if (auto error = ctx.firstError()) return {std::nullopt, std::move(*error)};

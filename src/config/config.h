@@ -112,10 +112,94 @@ struct LimitsSection {
   /// [limits] handshakes_per_address = { rate, burst }: DTLS handshakes per second from one
   /// source IP address (any port). Absent: unlimited.
   std::optional<policy::RateSpec> handshakes_per_address;
+  /// [limits] per_node = { rate, burst }: requests per second the relay forwards to each node
+  /// (protects constrained nodes; served from cache or coalesced where possible). Absent: unlimited.
+  std::optional<policy::RateSpec> per_node;
   /// [[limits.override]] in file order; the first that matches an identity applies.
   std::vector<LimitOverride> overrides;
   /// The per_identity rate for `identity`: its first matching override, else per_identity.
   [[nodiscard]] std::optional<policy::RateSpec> perIdentityFor(std::string_view identity) const;
+};
+
+/// [relay]: how requests to nodes (/nodes/{id}/...) are carried out.
+struct RelaySection {
+  /// [relay] timeout: one exchange with a node, retransmissions and block-wise transfers
+  /// included, 1s..5m.
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+  /// [relay] cache_max_bytes: response cache size, 0 = no cache, at most 1 GiB.
+  std::uint64_t cache_max_bytes = 1024 * 1024;
+  std::uint32_t max_in_flight = 256;  ///< [relay] max_in_flight: requests to nodes at once, 1..100000
+  bool observe = true;                ///< [relay] observe: relay Observe (RFC 7641) to nodes
+};
+
+/// [upstream] uri, parsed: "coaps://host[:port]" with nothing after the authority but "/".
+struct UpstreamUri {
+  std::string host;         ///< a DNS name, or a numeric address (IPv6 without brackets)
+  std::uint16_t port = 5684;
+  bool ip_literal = false;  ///< host is a numeric IPv4 or IPv6 address
+  std::string text;         ///< as written, for messages
+};
+
+/// [upstream] registration: how nodes appear at the upstream Resource Directory (RFC 9176).
+enum class RdRegistrationMode : std::uint8_t {
+  per_node,  ///< "per-node": one RD endpoint per node (ep = node id)
+  gateway,   ///< "gateway": one endpoint (ep = [agent] name) listing every node under /nodes/{id}
+};
+
+/// [upstream] telemetry_format: the content format of telemetry POSTs (RFC 8428).
+enum class TelemetryFormat : std::uint8_t { senml_cbor, senml_json };
+/// [upstream] queue_when_full: which values a full queue gives up.
+enum class QueueWhenFull : std::uint8_t { drop_oldest, drop_newest };
+/// [upstream] queue_sync: SQLite's synchronous pragma for the queue ("full" survives power loss).
+enum class QueueSync : std::uint8_t { full, normal };
+
+/// [upstream]: the authenticated DTLS session the gateway opens to its upstream service. Over it
+/// the gateway registers its nodes, pushes telemetry and answers requests for /nodes/... (role
+/// reversal). Exactly one credential: PSK (psk_identity + psk_key_file) or X.509 (certificate +
+/// private_key + ca). Relative paths are resolved against the configuration file's directory.
+struct UpstreamSection {
+  Position where;             ///< the [upstream] header, for errors about the whole section
+  Located<UpstreamUri> uri;   ///< [upstream] uri (required)
+  /// [upstream] identity: the ACL identity of requests the upstream sends over this session.
+  std::string identity = "upstream";
+  std::optional<std::string> psk_identity;                       ///< [upstream] psk_identity
+  /// [upstream] psk_key_file: the key in hex on one line. Only named here; checkUpstreamFiles()
+  /// and readPskKeyFile() read it.
+  std::optional<Located<std::filesystem::path>> psk_key_file;
+  std::optional<Located<std::filesystem::path>> certificate;     ///< [upstream] certificate (client)
+  std::optional<Located<std::filesystem::path>> private_key;     ///< [upstream] private_key
+  std::optional<Located<std::filesystem::path>> ca;              ///< [upstream] ca: the server's CA
+  /// [upstream] server_name: the name checked against the server's certificate (and sent as
+  /// SNI). Absent: the uri's host; required when that is an IP literal (X.509 only).
+  std::optional<std::string> server_name;
+  /// [upstream] keepalive: CoAP ping after this long idle; 0 = off, else 5s..1h.
+  std::chrono::milliseconds keepalive{std::chrono::seconds(30)};
+  /// [upstream] reconnect_min / reconnect_max: backoff between connection attempts.
+  std::chrono::milliseconds reconnect_min{std::chrono::seconds(1)};
+  std::chrono::milliseconds reconnect_max{std::chrono::minutes(5)};
+  RdRegistrationMode registration = RdRegistrationMode::per_node;  ///< [upstream] registration
+  /// [upstream] rd_path: the RD's registration interface, segments without leading '/'.
+  std::string rd_path = "rd";
+  std::chrono::seconds lifetime{std::chrono::hours(1)};  ///< [upstream] lifetime (RD lt), 60s..7d
+  /// [upstream] telemetry_path: where values are POSTed, "/..." with "{node}" standing for the
+  /// node id. Absent: no telemetry push (and no telemetry_* / queue_* keys).
+  std::optional<Located<std::string>> telemetry_path;
+  TelemetryFormat telemetry_format = TelemetryFormat::senml_cbor;  ///< [upstream] telemetry_format
+  std::uint32_t telemetry_batch = 64;  ///< [upstream] telemetry_batch: values per POST, 1..1000
+  /// [upstream] telemetry_interval: a batch is sent at most this often, 100ms..1h.
+  std::chrono::milliseconds telemetry_interval{std::chrono::seconds(1)};
+  /// [upstream] queue_max_bytes: bound of state_dir/telemetry.db, 4096..4 GiB.
+  std::uint64_t queue_max_bytes = 16 * 1024 * 1024;
+  /// [upstream] queue_max_age: older values are dropped, 1m..365d.
+  std::chrono::milliseconds queue_max_age{std::chrono::hours(7 * 24)};
+  QueueWhenFull queue_when_full = QueueWhenFull::drop_oldest;  ///< [upstream] queue_when_full
+  QueueSync queue_sync = QueueSync::full;                      ///< [upstream] queue_sync
+
+  [[nodiscard]] bool x509() const { return certificate.has_value(); }
+  /// The name the server's certificate must carry: server_name, else the uri's host.
+  [[nodiscard]] const std::string& serverName() const { return server_name ? *server_name : uri.value.host; }
+  /// telemetry_path with every "{node}" replaced by `node`; "" without telemetry_path.
+  [[nodiscard]] std::string telemetryPathFor(std::string_view node) const;
 };
 
 struct Config {
@@ -124,6 +208,9 @@ struct Config {
   DownstreamSection downstream;
   DiscoverySection discovery;
   LimitsSection limits;
+  RelaySection relay;
+  /// [upstream]; absent = local only.
+  std::optional<UpstreamSection> upstream;
   /// [[acl]] entries and [groups], compiled (policy/acl.h). Without entries: the built-in
   /// rules only (GET /.well-known/core for everyone, a device's own /nodes/X/** and RD
   /// endpoint); everything else is denied.
@@ -157,6 +244,25 @@ struct LoadResult {
 /// "127.0.0.1:5684", "[::1]:5684" (see SocketAddress). Host names are refused: there is no DNS
 /// lookup at startup. On failure, `why` (if given) says what is wrong, without repeating `text`.
 [[nodiscard]] std::optional<SocketAddress> parseSocketAddress(std::string_view text, std::string* why = nullptr);
+
+/// "coaps://host[:port]" (see UpstreamUri): coaps only, host a DNS name, IPv4 address or
+/// "[IPv6]", port 1..65535 (default 5684), no userinfo, path, query or fragment. On failure,
+/// `why` (if given) says what is wrong, without repeating `text`.
+[[nodiscard]] std::optional<UpstreamUri> parseUpstreamUri(std::string_view text, std::string* why = nullptr);
+
+/// A PSK read from a key file: hex on one line (a final newline allowed), 16..64 bytes like the
+/// keystore's keys. `error` says what is wrong without showing any of the file's content.
+struct PskKeyFile {
+  std::vector<std::uint8_t> key;
+  std::string error;
+  [[nodiscard]] bool ok() const { return error.empty(); }
+};
+[[nodiscard]] PskKeyFile readPskKeyFile(const std::filesystem::path& path);
+
+/// What --check-config checks of [upstream] beyond parsing: the PSK key file is present,
+/// readable and a valid key. Reads files (unlike parse()); the X.509 files are the agent's to
+/// check, with the tls part. nullopt when fine or without [upstream].
+[[nodiscard]] std::optional<Error> checkUpstreamFiles(const Config& config);
 
 /// Default coaps listen addresses used when [downstream] listen is absent or empty.
 [[nodiscard]] std::vector<SocketAddress> defaultListen();

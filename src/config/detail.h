@@ -141,6 +141,14 @@ void finishDownstream(Context& ctx, const toml::table* table);
 /// Checks that combine [discovery] keys (interfaces needed, leisure < interval < node_ttl).
 void finishDiscovery(Context& ctx, const toml::table* table);
 
+// ---- [relay] and [upstream] (upstream.cpp) ----
+
+[[nodiscard]] std::span<const KeySpec> relayKeys();
+[[nodiscard]] std::span<const KeySpec> upstreamKeys();
+/// Checks that combine [upstream] keys (required uri, one credential, companions, backoff
+/// order). `table` is null when the section is absent (then Config::upstream stays empty).
+void finishUpstream(Context& ctx, const toml::table* table);
+
 // ---- rate limits (limits.cpp) ----
 
 /// `{ rate = 20.0, burst = 40 }` (rate > 0 per second, burst >= 1); `what` names the key.

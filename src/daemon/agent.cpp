@@ -50,13 +50,27 @@ relay::ProxySettings proxySettings(const config::Config& cfg) {
 
 std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
   const auto& d = cfg.downstream;
-  if (!d.x509()) return std::nullopt;
-  auto problem = tls::checkPkiFiles(d.certificate->value, d.private_key->value, d.ca->value);
-  if (!problem) return std::nullopt;
-  const config::Position where = problem->file == tls::PkiFile::certificate ? d.certificate->where
-                                 : problem->file == tls::PkiFile::private_key ? d.private_key->where
-                                                                               : d.ca->where;
-  return at(cfg, where, problem->message);
+  if (d.x509()) {
+    if (auto problem = tls::checkPkiFiles(d.certificate->value, d.private_key->value, d.ca->value)) {
+      const config::Position where = problem->file == tls::PkiFile::certificate ? d.certificate->where
+                                     : problem->file == tls::PkiFile::private_key ? d.private_key->where
+                                                                                   : d.ca->where;
+      return at(cfg, where, problem->message);
+    }
+  }
+  // The upstream's credential, so that a bad key or certificate names its line here rather than
+  // surfacing later as a session that never comes up.
+  if (auto problem = config::checkUpstreamFiles(cfg)) return problem->str();
+  if (cfg.upstream && cfg.upstream->x509()) {
+    const auto& u = *cfg.upstream;
+    if (auto problem = tls::checkPkiFiles(u.certificate->value, u.private_key->value, u.ca->value)) {
+      const config::Position where = problem->file == tls::PkiFile::certificate ? u.certificate->where
+                                     : problem->file == tls::PkiFile::private_key ? u.private_key->where
+                                                                                   : u.ca->where;
+      return at(cfg, where, "[upstream] " + problem->message);
+    }
+  }
+  return std::nullopt;
 }
 
 coap::ServerSettings serverSettings(const config::Config& cfg) {
@@ -127,6 +141,11 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
     return limits_(req);
   });
   server_->setHandshakeGate([this](std::string_view address) { return limits_.admitHandshake(address); });
+  // Checked above, but nothing in this build acts on them yet: say so rather than let an
+  // operator believe nodes are registered upstream or protected by per_node.
+  if (config_.upstream || config_.limits.per_node) {
+    CE_LOG_WARN("[upstream] and [limits] per_node are checked but not acted on by this build yet");
+  }
   CE_LOG_INFO("access control: {} rules in {} [[acl]] entries, everything else denied", config_.acl.ruleCount(),
               config_.acl.entries().size());
   registerResources();

@@ -31,7 +31,8 @@ struct StartupFailure : std::runtime_error {
   int exit_code;
 };
 
-/// Checks what --check-config promises beyond parsing: the X.509 files load and match.
+/// Checks what --check-config promises beyond parsing: the X.509 files ([downstream] and
+/// [upstream]) load and match, and the [upstream] PSK key file is a valid key.
 /// Returns an error in "file:line:col: message" form, or nullopt.
 [[nodiscard]] std::optional<std::string> checkReferencedFiles(const config::Config& cfg);
 

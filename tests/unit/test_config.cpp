@@ -258,17 +258,12 @@ TEST(configErrors, UnknownSection) {
             "x.toml:1:1: unknown section [\"" + std::string(80, 'q') + "...\"]");
 }
 
-TEST(configErrors, PlannedSectionsAreRefusedNotIgnored) {
-  std::string text = "[agent]\nname = \"gw\"\n";
-  for (int line = 3; line < 12; ++line) text += "# comment\n";
-  text += "[upstream]\nuri = \"coaps://upstream.example:5684\"\n";
-  EXPECT_EQ(errorOf(text), "x.toml:12:1: [upstream] is not supported by this version of coap-edge yet; remove it");
+TEST(configErrors, FormerlyPlannedNamesAreSections) {
+  // [upstream] and [limits] per_node were refused as "planned" before they were implemented.
   EXPECT_EQ(errorOf("\nupstream = \"coaps://x\"\n"),
-            "x.toml:2:1: [upstream] is not supported by this version of coap-edge yet; remove it");
-  EXPECT_EQ(errorOf("[limits]\nmax_sessions = 5\nper_node = { rate = 2.0, burst = 4 }\n"),
-            "x.toml:3:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
+            "x.toml:2:12: upstream must be a section ([upstream]), not a string");
   EXPECT_EQ(errorOf("[limits]\nper_node.rate = 2.0\n"),
-            "x.toml:2:1: [limits] per_node is not supported by this version of coap-edge yet; remove it");
+            "x.toml:2:1: [limits] per_node needs both rate and burst, e.g. { rate = 20.0, burst = 40 }");
 }
 
 TEST(configDiscovery, DefaultsWithoutTheSection) {
@@ -780,6 +775,379 @@ TEST(configFile, GarbageNeverThrows) {
   }
 }
 
+// ---------------------------------------------------------------- [relay], [upstream], per_node
+
+constexpr std::string_view kPskUpstream =
+    "[upstream]\nuri = \"coaps://upstream.example\"\npsk_identity = \"gw-01\"\npsk_key_file = \"up.key\"\n";
+
+TEST(configRelay, DefaultsWithoutTheSection) {
+  const Config c = parseOk("");
+  EXPECT_EQ(c.relay.request_timeout, 10s);
+  EXPECT_EQ(c.relay.cache_max_bytes, 1024U * 1024U);
+  EXPECT_EQ(c.relay.max_in_flight, 256U);
+  EXPECT_TRUE(c.relay.observe);
+  EXPECT_FALSE(c.upstream.has_value());  // local only
+  EXPECT_FALSE(c.limits.per_node.has_value());
+}
+
+TEST(configRelay, EveryKeyAndItsBounds) {
+  const Config c = parseOk("[relay]\ntimeout = \"5m\"\ncache_max_bytes = 0\nmax_in_flight = 100000\nobserve = false\n");
+  EXPECT_EQ(c.relay.request_timeout, 5min);
+  EXPECT_EQ(c.relay.cache_max_bytes, 0U);
+  EXPECT_EQ(c.relay.max_in_flight, 100000U);
+  EXPECT_FALSE(c.relay.observe);
+  EXPECT_EQ(parseOk("[relay]\ncache_max_bytes = 1073741824\ntimeout = \"1s\"\nmax_in_flight = 1\n").relay.cache_max_bytes,
+            1073741824U);
+  EXPECT_EQ(errorOf("[relay]\ntimeout = \"999ms\"\n"),
+            "x.toml:2:11: [relay] timeout must be between 1s and 5m, not \"999ms\"");
+  EXPECT_EQ(errorOf("[relay]\ncache_max_bytes = 1073741825\n"),
+            "x.toml:2:19: [relay] cache_max_bytes must be between 0 and 1073741824, not 1073741825");
+  EXPECT_EQ(errorOf("[relay]\nmax_in_flight = 0\n"),
+            "x.toml:2:17: [relay] max_in_flight must be between 1 and 100000, not 0");
+  EXPECT_EQ(errorOf("[relay]\nobserve = \"yes\"\n"), "x.toml:2:11: [relay] observe must be true or false, not a string");
+  EXPECT_EQ(errorOf("[relay]\ntimeuot = \"1s\"\n"), "x.toml:2:1: unknown key 'timeuot' in [relay]; did you mean 'timeout'?");
+}
+
+TEST(configLimits, PerNode) {
+  const Config c = parseOk("[limits]\nper_node = { rate = 2.0, burst = 4 }\n");
+  EXPECT_EQ(c.limits.per_node, (policy::RateSpec{2.0, 4}));
+  EXPECT_FALSE(c.limits.per_identity);
+  EXPECT_EQ(errorOf("[limits]\nper_node = { rate = 0.0, burst = 4 }\n"),
+            "x.toml:2:21: [limits] per_node rate must be between 0.001 and 1000000 per second, not 0");
+  EXPECT_EQ(errorOf("[limits]\nper_node = { rate = 2.0, brust = 4 }\n"),
+            "x.toml:2:26: unknown key 'brust' in [limits] per_node; did you mean 'burst'?");
+}
+
+TEST(configUpstream, PskWithEveryDefault) {
+  const Config c = parseOk(kPskUpstream, "/etc/coap-edge/agent.toml");
+  ASSERT_TRUE(c.upstream.has_value());
+  const UpstreamSection& u = *c.upstream;
+  EXPECT_EQ(u.where.line, 1U);
+  EXPECT_EQ(u.uri.value.host, "upstream.example");
+  EXPECT_EQ(u.uri.value.port, 5684);
+  EXPECT_FALSE(u.uri.value.ip_literal);
+  EXPECT_EQ(u.uri.where.line, 2U);
+  EXPECT_EQ(u.uri.where.column, 7U);
+  EXPECT_EQ(u.identity, "upstream");
+  EXPECT_EQ(u.psk_identity, "gw-01");
+  EXPECT_EQ(u.psk_key_file->value, fs::path("/etc/coap-edge/up.key"));  // relative to the file
+  EXPECT_FALSE(u.x509());
+  EXPECT_FALSE(u.ca);
+  EXPECT_EQ(u.serverName(), "upstream.example");
+  EXPECT_EQ(u.keepalive, 30s);
+  EXPECT_EQ(u.reconnect_min, 1s);
+  EXPECT_EQ(u.reconnect_max, 5min);
+  EXPECT_EQ(u.registration, RdRegistrationMode::per_node);
+  EXPECT_EQ(u.rd_path, "rd");
+  EXPECT_EQ(u.lifetime, 1h);
+  EXPECT_FALSE(u.telemetry_path);
+  EXPECT_EQ(u.telemetryPathFor("lamp"), "");
+  EXPECT_EQ(u.telemetry_format, TelemetryFormat::senml_cbor);
+  EXPECT_EQ(u.telemetry_batch, 64U);
+  EXPECT_EQ(u.telemetry_interval, 1s);
+  EXPECT_EQ(u.queue_max_bytes, 16U * 1024U * 1024U);
+  EXPECT_EQ(u.queue_max_age, 7 * 24h);
+  EXPECT_EQ(u.queue_when_full, QueueWhenFull::drop_oldest);
+  EXPECT_EQ(u.queue_sync, QueueSync::full);
+}
+
+TEST(configUpstream, X509WithEveryKeySet) {
+  const Config c = parseOk(R"([upstream]
+uri = "COAPS://[2001:db8::7]:15684/"
+identity = "cloud"
+certificate = "certs/gw.crt"
+private_key = "/abs/gw.key"
+ca = "../ca.crt"
+server_name = "upstream.example"
+keepalive = "0s"
+reconnect_min = "100ms"
+reconnect_max = "1d"
+registration = "gateway"
+rd_path = "/resource-directory/v1"
+lifetime = "7d"
+telemetry_path = "/t/{node}/v{node}"
+telemetry_format = "senml+json"
+telemetry_batch = 1000
+telemetry_interval = "100ms"
+queue_max_bytes = 4294967296
+queue_max_age = "365d"
+queue_when_full = "drop_newest"
+queue_sync = "normal"
+)",
+                           "/etc/coap-edge/agent.toml");
+  const UpstreamSection& u = *c.upstream;
+  EXPECT_EQ(u.uri.value.host, "2001:db8::7");
+  EXPECT_TRUE(u.uri.value.ip_literal);
+  EXPECT_EQ(u.uri.value.port, 15684);
+  EXPECT_EQ(u.identity, "cloud");
+  EXPECT_TRUE(u.x509());
+  EXPECT_FALSE(u.psk_identity);
+  EXPECT_EQ(u.certificate->value, fs::path("/etc/coap-edge/certs/gw.crt"));
+  EXPECT_EQ(u.private_key->value, fs::path("/abs/gw.key"));
+  EXPECT_EQ(u.ca->value, fs::path("/etc/ca.crt"));
+  EXPECT_EQ(u.ca->where.line, 6U);
+  EXPECT_EQ(u.serverName(), "upstream.example");
+  EXPECT_EQ(u.keepalive, 0ms);
+  EXPECT_EQ(u.reconnect_min, 100ms);
+  EXPECT_EQ(u.reconnect_max, 24h);
+  EXPECT_EQ(u.registration, RdRegistrationMode::gateway);
+  EXPECT_EQ(u.rd_path, "resource-directory/v1");
+  EXPECT_EQ(u.lifetime, 7 * 24h);
+  EXPECT_EQ(u.telemetryPathFor("lamp-1"), "/t/lamp-1/vlamp-1");
+  EXPECT_EQ(u.telemetry_format, TelemetryFormat::senml_json);
+  EXPECT_EQ(u.telemetry_batch, 1000U);
+  EXPECT_EQ(u.telemetry_interval, 100ms);
+  EXPECT_EQ(u.queue_max_bytes, 4294967296U);
+  EXPECT_EQ(u.queue_max_age, 365 * 24h);
+  EXPECT_EQ(u.queue_when_full, QueueWhenFull::drop_newest);
+  EXPECT_EQ(u.queue_sync, QueueSync::normal);
+}
+
+TEST(configUpstream, UriForms) {
+  std::string why;
+  const auto name = parseUpstreamUri("coaps://up.example.com", &why);
+  ASSERT_TRUE(name) << why;
+  EXPECT_EQ(name->port, 5684);
+  EXPECT_EQ(name->text, "coaps://up.example.com");
+  const auto v4 = parseUpstreamUri("coaps://192.0.2.1:1");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(v4->ip_literal);
+  EXPECT_EQ(v4->port, 1);
+  EXPECT_EQ(parseUpstreamUri("coaps://[::1]")->host, "::1");
+  EXPECT_EQ(parseUpstreamUri("coaps://xn--bcher-kva.example:65535/")->port, 65535);
+}
+
+TEST(configUpstream, UriErrorsAtTheUriValue) {
+  auto uriError = [](std::string_view uri) {
+    return errorOf(std::string("[upstream]\nuri = \"") + std::string(uri) +
+                   "\"\npsk_identity = \"gw\"\npsk_key_file = \"k\"\n");
+  };
+  EXPECT_EQ(uriError("coap://up.example:5683"),
+            "x.toml:2:7: [upstream] uri \"coap://up.example:5683\" uses coap://, which has no DTLS: the upstream link "
+            "must be authenticated and encrypted; use coaps://");
+  EXPECT_EQ(uriError("https://up.example"),
+            "x.toml:2:7: [upstream] uri \"https://up.example\" has scheme \"https\"; only coaps:// (CoAP over DTLS) is "
+            "supported");
+  EXPECT_EQ(uriError("up.example:5684"),
+            "x.toml:2:7: [upstream] uri \"up.example:5684\" is not an absolute URI; write coaps://host[:port], e.g. "
+            "\"coaps://upstream.example:5684\"");
+  EXPECT_EQ(uriError("coaps://:5684"),
+            "x.toml:2:7: [upstream] uri \"coaps://:5684\" has no host; write e.g. \"coaps://upstream.example:5684\"");
+  EXPECT_EQ(uriError("coaps://"),
+            "x.toml:2:7: [upstream] uri \"coaps://\" has no host; write e.g. \"coaps://upstream.example:5684\"");
+  EXPECT_EQ(uriError("coaps://up.example:http"),
+            "x.toml:2:7: [upstream] uri \"coaps://up.example:http\" port \"http\" is not a number");
+  EXPECT_EQ(uriError("coaps://up.example:0"),
+            "x.toml:2:7: [upstream] uri \"coaps://up.example:0\" port \"0\" is out of range 1..65535");
+  EXPECT_EQ(uriError("coaps://up.example:65536"),
+            "x.toml:2:7: [upstream] uri \"coaps://up.example:65536\" port \"65536\" is out of range 1..65535");
+  EXPECT_EQ(uriError("coaps://up.example:"),
+            "x.toml:2:7: [upstream] uri \"coaps://up.example:\" has ':' but no port; write the port or leave out ':' "
+            "for 5684");
+  EXPECT_EQ(uriError("coaps://up.example/rd"),
+            "x.toml:2:7: [upstream] uri \"coaps://up.example/rd\" must not have a path, query or fragment (\"/rd\"); "
+            "the upstream's paths are rd_path and telemetry_path");
+  EXPECT_EQ(uriError("coaps://up.example?x=1").substr(0, 78),
+            "x.toml:2:7: [upstream] uri \"coaps://up.example?x=1\" must not have a path, quer");
+  EXPECT_EQ(uriError("coaps://2001:db8::1"),
+            "x.toml:2:7: [upstream] uri \"coaps://2001:db8::1\" IPv6 addresses need brackets, e.g. "
+            "\"coaps://[2001:db8::1]:5684\"");
+  EXPECT_EQ(uriError("coaps://[fe80::1%25eth0]"),
+            "x.toml:2:7: [upstream] uri \"coaps://[fe80::1%25eth0]\" \"fe80::1%25eth0\" is not a numeric IPv6 address "
+            "(zone ids are not supported)");
+  EXPECT_EQ(uriError("coaps://[::1"), "x.toml:2:7: [upstream] uri \"coaps://[::1\" has '[' but no closing ']'");
+  EXPECT_EQ(uriError("coaps://up_stream.example"),
+            "x.toml:2:7: [upstream] uri \"coaps://up_stream.example\" host \"up_stream.example\" is neither a host "
+            "name (letters, digits, '-' and '.') nor an IP address");
+  EXPECT_EQ(uriError("coaps://300.1.2.3"),
+            "x.toml:2:7: [upstream] uri \"coaps://300.1.2.3\" host \"300.1.2.3\" is neither a host name (letters, "
+            "digits, '-' and '.') nor an IP address");
+  EXPECT_EQ(uriError("coaps://gw@up.example"),
+            "x.toml:2:7: [upstream] uri \"coaps://gw@up.example\" must not have user information ('@'); the "
+            "credential is psk_identity or certificate");
+  EXPECT_EQ(errorOf("[upstream]\nuri = 5684\n"),
+            "x.toml:2:7: [upstream] uri must be a string like \"coaps://upstream.example:5684\", not an integer");
+}
+
+TEST(configUpstream, ExactlyOneCredential) {
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\n"),
+            "x.toml:1:1: [upstream] needs a credential: psk_identity and psk_key_file (PSK), or certificate, "
+            "private_key and ca (X.509)");
+  EXPECT_EQ(errorOf("[upstream]\npsk_identity = \"gw\"\npsk_key_file = \"k\"\n"),
+            "x.toml:1:1: [upstream] needs uri = \"coaps://host:port\", e.g. \"coaps://upstream.example:5684\"");
+  // A partial pair: at the key that is there, naming the one that is missing.
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\npsk_identity = \"gw\"\n"),
+            "x.toml:3:16: [upstream] psk_identity needs psk_key_file (the key, in hex on one line)");
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\npsk_key_file = \"k\"\n"),
+            "x.toml:3:16: [upstream] psk_key_file needs psk_identity (the identity the key belongs to)");
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\ncertificate = \"c\"\nca = \"ca\"\n"),
+            "x.toml:3:15: [upstream] certificate needs private_key (the gateway's key, PEM)");
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\nprivate_key = \"k\"\nca = \"ca\"\n"),
+            "x.toml:3:15: [upstream] private_key needs certificate (the gateway's certificate, PEM)");
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\nprivate_key = \"k\"\ncertificate = \"c\"\n"),
+            "x.toml:3:15: [upstream] X.509 needs ca: the CA that the server's certificate must chain to");
+  // Both kinds: the kind written second is the extra one.
+  const std::string both_psk_first = std::string(kPskUpstream) + "certificate = \"c\"\nprivate_key = \"k\"\n";
+  EXPECT_EQ(errorOf(both_psk_first),
+            "x.toml:5:15: [upstream] takes one credential: PSK (psk_identity, psk_key_file) or X.509 (certificate, "
+            "private_key, ca), not both");
+  EXPECT_EQ(errorOf("[upstream]\nuri = \"coaps://up.example\"\nprivate_key = \"k\"\ncertificate = \"c\"\nca = \"a\"\n"
+                    "psk_key_file = \"k\"\n")
+                .substr(0, 30),
+            "x.toml:6:16: [upstream] takes ");
+  // PSK suites use no certificates: ca and server_name would verify nothing.
+  EXPECT_EQ(errorOf(std::string(kPskUpstream) + "ca = \"ca.crt\"\n"),
+            "x.toml:5:6: [upstream] ca is for X.509 (certificate and private_key); PSK cipher suites use no "
+            "certificates, so it would verify nothing; remove it");
+  EXPECT_EQ(errorOf(std::string(kPskUpstream) + "server_name = \"up.example\"\n").substr(0, 45),
+            "x.toml:5:15: [upstream] server_name is for X.");
+}
+
+TEST(configUpstream, X509WithAnIpAddressNeedsServerName) {
+  const std::string x509 = "[upstream]\nuri = \"coaps://192.0.2.1\"\ncertificate = \"c\"\nprivate_key = \"k\"\n"
+                           "ca = \"a\"\n";
+  EXPECT_EQ(errorOf(x509), "x.toml:2:7: [upstream] uri has an IP address as host: with X.509 also set server_name "
+                           "to the name the server's certificate carries");
+  EXPECT_EQ(parseOk(x509 + "server_name = \"up.example\"\n").upstream->serverName(), "up.example");
+  // With PSK nothing is checked by name: an address is fine.
+  EXPECT_EQ(parseOk("[upstream]\nuri = \"coaps://192.0.2.1\"\npsk_identity = \"gw\"\npsk_key_file = \"k\"\n")
+                .upstream->uri.value.host,
+            "192.0.2.1");
+  EXPECT_EQ(errorOf(x509 + "server_name = \"192.0.2.1\"\n"),
+            "x.toml:6:15: [upstream] server_name must be a host name (letters, digits, '-' and '.'), not \"192.0.2.1\"");
+}
+
+TEST(configUpstream, RangesAndChoices) {
+  const std::string base(kPskUpstream);
+  const std::string tele = base + "telemetry_path = \"/t\"\n";
+  EXPECT_EQ(errorOf(base + "keepalive = \"4s\"\n"),
+            "x.toml:5:13: [upstream] keepalive must be \"0s\" (off) or between 5s and 1h, not 4s");
+  EXPECT_EQ(errorOf(base + "keepalive = \"2h\"\n"),
+            "x.toml:5:13: [upstream] keepalive must be \"0s\" (off) or between 5s and 1h, not 2h");
+  EXPECT_EQ(parseOk(base + "keepalive = \"5s\"\n").upstream->keepalive, 5s);
+  EXPECT_EQ(errorOf(base + "reconnect_min = \"50ms\"\n"),
+            "x.toml:5:17: [upstream] reconnect_min must be between 100ms and 1h, not \"50ms\"");
+  EXPECT_EQ(errorOf(base + "reconnect_min = \"10m\"\n"),
+            "x.toml:5:17: [upstream] reconnect_max (5m) must not be below reconnect_min (10m)");
+  EXPECT_EQ(errorOf(base + "reconnect_max = \"2s\"\nreconnect_min = \"3s\"\n"),
+            "x.toml:5:17: [upstream] reconnect_max (2s) must not be below reconnect_min (3s)");
+  EXPECT_EQ(errorOf(base + "registration = \"per_node\"\n"),
+            "x.toml:5:16: [upstream] registration must be \"per-node\" or \"gateway\", not \"per_node\"");
+  EXPECT_EQ(errorOf(base + "lifetime = \"59s\"\n"),
+            "x.toml:5:12: [upstream] lifetime must be between 1m and 7d, not \"59s\"");
+  EXPECT_EQ(errorOf(base + "lifetime = \"90500ms\"\n"),
+            "x.toml:5:12: [upstream] lifetime must be whole seconds (the RD's lt), not 90500ms");
+  EXPECT_EQ(errorOf(base + "identity = \"up stream\"\n"),
+            "x.toml:5:12: [upstream] identity must be 1 to 128 printable ASCII characters without space, ',' or "
+            "'\"', not \"up stream\"");
+  EXPECT_EQ(errorOf(tele + "telemetry_format = \"senml\"\n"),
+            "x.toml:6:20: [upstream] telemetry_format must be \"senml+cbor\" or \"senml+json\", not \"senml\"");
+  EXPECT_EQ(errorOf(tele + "telemetry_batch = 1001\n"),
+            "x.toml:6:19: [upstream] telemetry_batch must be between 1 and 1000, not 1001");
+  EXPECT_EQ(errorOf(tele + "telemetry_interval = \"99ms\"\n"),
+            "x.toml:6:22: [upstream] telemetry_interval must be between 100ms and 1h, not \"99ms\"");
+  EXPECT_EQ(errorOf(tele + "queue_max_bytes = 4095\n"),
+            "x.toml:6:19: [upstream] queue_max_bytes must be between 4096 and 4294967296, not 4095");
+  EXPECT_EQ(errorOf(tele + "queue_max_age = \"59s\"\n"),
+            "x.toml:6:17: [upstream] queue_max_age must be between 1m and 365d, not \"59s\"");
+  EXPECT_EQ(errorOf(tele + "queue_when_full = \"drop\"\n"),
+            "x.toml:6:19: [upstream] queue_when_full must be \"drop_oldest\" or \"drop_newest\", not \"drop\"");
+  EXPECT_EQ(errorOf(tele + "queue_sync = \"off\"\n"),
+            "x.toml:6:14: [upstream] queue_sync must be \"full\" or \"normal\", not \"off\"");
+  // Telemetry settings without a telemetry_path would look in force and do nothing.
+  EXPECT_EQ(errorOf(base + "telemetry_batch = 10\n"),
+            "x.toml:5:19: [upstream] telemetry_batch has no effect without telemetry_path; set telemetry_path (e.g. "
+            "\"/telemetry/{node}\") or remove it");
+  EXPECT_EQ(errorOf(base + "queue_sync = \"full\"\n").substr(0, 48), "x.toml:5:14: [upstream] queue_sync has no effect");
+}
+
+TEST(configUpstream, PathsPointInsideTheString) {
+  const std::string base(kPskUpstream);
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"/t/{nodes}\"\n"),
+            "x.toml:5:22: [upstream] telemetry_path \"/t/{nodes}\" has a brace that is not part of \"{node}\"");
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"telemetry\"\n"),
+            "x.toml:5:18: [upstream] telemetry_path must start with '/', like \"/telemetry/{node}\", not \"telemetry\"");
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"/a//b\"\n"),
+            "x.toml:5:22: [upstream] telemetry_path \"/a//b\" has an empty segment (\"//\" or a '/' at the end)");
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"/a/../b\"\n"),
+            "x.toml:5:22: [upstream] telemetry_path \"/a/../b\" has a \".\" or \"..\" segment");
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"/a b\"\n").substr(0, 51),
+            "x.toml:5:21: [upstream] telemetry_path \"/a b\" has a");
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"/a?x\"\n"),
+            "x.toml:5:21: [upstream] telemetry_path \"/a?x\" has a query or fragment; a path only");
+  EXPECT_EQ(errorOf(base + "telemetry_path = \"/%zz\"\n"),
+            "x.toml:5:20: [upstream] telemetry_path \"/%zz\" has a '%' that does not start a %XX escape");
+  EXPECT_EQ(errorOf(base + "rd_path = \"rd/{node}\"\n"),
+            "x.toml:5:15: [upstream] rd_path \"rd/{node}\" has a brace; only telemetry_path takes \"{node}\"");
+  EXPECT_EQ(errorOf(base + "rd_path = \"\"\n"),
+            "x.toml:5:11: [upstream] rd_path must name the RD's registration resource, like \"rd\"");
+  EXPECT_EQ(parseOk(base + "telemetry_path = \"/t/%41\"\n").upstream->telemetryPathFor("n"), "/t/%41");
+}
+
+TEST(configUpstream, UnknownKeysAndOtherSectionsKeys) {
+  EXPECT_EQ(errorOf(std::string(kPskUpstream) + "psk_key_fle = \"k\"\n"),
+            "x.toml:5:1: unknown key 'psk_key_fle' in [upstream]; did you mean 'psk_key_file'?");
+  EXPECT_EQ(errorOf(std::string(kPskUpstream) + "psk_key = \"k\"\n"), "x.toml:5:1: unknown key 'psk_key' in [upstream]");
+  EXPECT_EQ(errorOf(std::string(kPskUpstream) + "listen = []\n"),
+            "x.toml:5:1: unknown key 'listen' in [upstream]; it belongs in [downstream]");
+  EXPECT_EQ(errorOf("[agent]\ntelemetry_path = \"/t\"\n"),
+            "x.toml:2:1: unknown key 'telemetry_path' in [agent]; it belongs in [upstream]");
+  EXPECT_EQ(errorOf("[upstrem]\n"), "x.toml:1:1: unknown section [upstrem]; did you mean [upstream]?");
+}
+
+TEST(configUpstream, KeyFileCheck) {
+  const TempDir dir;
+  const std::string text = std::string(kPskUpstream);
+  auto check = [&](std::optional<std::string_view> key_file_content) -> std::string {
+    const fs::path key = dir.path() / "up.key";
+    std::error_code ignored;
+    fs::remove(key, ignored);
+    if (key_file_content) (void)dir.write("up.key", *key_file_content);
+    const auto loaded = loadFile(dir.write("agent.toml", text));
+    EXPECT_TRUE(loaded.ok());
+    if (!loaded.ok()) return "not loaded";
+    const auto error = checkUpstreamFiles(*loaded.config);
+    if (!error) return "ok";
+    // The directory's name changes from run to run.
+    std::string s = error->str();
+    for (auto at = s.find(dir.path().string()); at != std::string::npos; at = s.find(dir.path().string())) {
+      s.replace(at, dir.path().string().size(), "D");
+    }
+    return s;
+  };
+  const std::string hex32(32, 'a');
+  EXPECT_EQ(check(hex32 + "\n"), "ok");
+  EXPECT_EQ(check(std::string(128, 'F')), "ok");
+  EXPECT_EQ(check(std::nullopt),
+            "D/agent.toml:4:16: [upstream] psk_key_file \"D/up.key\" cannot be read: No such file or directory");
+  EXPECT_EQ(check(""),
+            "D/agent.toml:4:16: [upstream] psk_key_file \"D/up.key\" is empty; write the key in hex on one line "
+            "(coap-edge-ctl keys add prints one)");
+  EXPECT_EQ(check("\n"), check(""));
+  EXPECT_EQ(check(hex32 + "g\n"),
+            "D/agent.toml:4:16: [upstream] psk_key_file \"D/up.key\" is not hex: character 33 is not 0-9, a-f or A-F");
+  EXPECT_EQ(check(hex32 + "a"),
+            "D/agent.toml:4:16: [upstream] psk_key_file \"D/up.key\" has an odd number of hex digits (33)");
+  EXPECT_EQ(check("abcd"),
+            "D/agent.toml:4:16: [upstream] psk_key_file \"D/up.key\" holds a 2-byte key; PSKs are 16 to 64 bytes (32 "
+            "to 128 hex digits)");
+  EXPECT_EQ(check(hex32 + "\n" + hex32 + "\n"),
+            "D/agent.toml:4:16: [upstream] psk_key_file \"D/up.key\" has more than one line; write the key in hex on "
+            "one line");
+  const auto key = readPskKeyFile(dir.write("k2", "000102030405060708090a0b0c0d0E0f\r\n"));
+  ASSERT_TRUE(key.ok()) << key.error;
+  ASSERT_EQ(key.key.size(), 16U);
+  EXPECT_EQ(key.key[14], 0x0e);
+  EXPECT_EQ(key.key[15], 0x0f);
+  EXPECT_EQ(readPskKeyFile(dir.path()).error, "is not a regular file");
+  if (geteuid() != 0) {  // root reads anything
+    const fs::path locked = dir.write("locked", hex32);
+    fs::permissions(locked, fs::perms::none);
+    EXPECT_EQ(readPskKeyFile(locked).error, "cannot be read: Permission denied");
+  }
+  EXPECT_FALSE(checkUpstreamFiles(parseOk("")).has_value());  // no [upstream]: nothing to read
+}
+
 // ---------------------------------------------------------------- the packaged file
 
 const fs::path kShipped = kSourceDir / "config" / "agent.toml";
@@ -809,7 +1177,7 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
                           "ca", "psk", "idle_timeout", "max_sessions", "max_handshakes", "metrics_file",
                           "metrics_interval", "per_identity", "handshakes_per_address", "interfaces", "multicast",
                           "dns_sd", "interval", "leisure", "node_ttl", "publish", "resource_directory",
-                          "max_nodes"}) {
+                          "max_nodes", "timeout", "cache_max_bytes", "max_in_flight", "observe", "per_node"}) {
     EXPECT_TRUE(std::regex_search(text, std::regex(std::string("(^|\n)") + key + " = "))) << key << " not shown";
   }
   auto result = parse(text, kShipped);
@@ -825,6 +1193,12 @@ TEST(configShipped, EveryCommentedKeyIsValidAndShowsTheDefault) {
   EXPECT_EQ(config.limits.max_handshakes, defaults.limits.max_handshakes);
   EXPECT_EQ(config.agent.metrics_interval, defaults.agent.metrics_interval);
   EXPECT_EQ(config.limits.per_identity, (policy::RateSpec{20.0, 40}));  // on in the shipped file
+  EXPECT_EQ(config.relay.request_timeout, defaults.relay.request_timeout);
+  EXPECT_EQ(config.relay.cache_max_bytes, defaults.relay.cache_max_bytes);
+  EXPECT_EQ(config.relay.max_in_flight, defaults.relay.max_in_flight);
+  EXPECT_EQ(config.relay.observe, defaults.relay.observe);
+  EXPECT_EQ(config.limits.per_node, (policy::RateSpec{2.0, 4}));  // an example
+  EXPECT_FALSE(config.upstream.has_value());  // commented as a block: local only
   EXPECT_EQ(config.discovery.interval, defaults.discovery.interval);
   EXPECT_EQ(config.discovery.leisure, defaults.discovery.leisure);
   EXPECT_EQ(config.discovery.max_nodes, defaults.discovery.max_nodes);
@@ -847,6 +1221,52 @@ TEST(configShipped, LimitOverrideExampleIsValid) {
   for (int i = 0; i < 3 && std::getline(lines, line); ++i) text += line.substr(2) + "\n";
   const Config config = parseOk(text, kShipped);
   EXPECT_EQ(config.limits.perIdentityFor("upstream"), (policy::RateSpec{200.0, 400}));
+}
+
+TEST(configShipped, UpstreamExampleIsValidWithEitherCredential) {
+  // The commented [upstream] block: its "# key = value" lines show every key with its default
+  // (the credential and server_name being examples); one credential at a time loads.
+  const std::string shipped = readText(kShipped);
+  const auto start = shipped.find("\n# [upstream]\n");
+  ASSERT_NE(start, std::string::npos);
+  std::istringstream lines(shipped.substr(start + 1));
+  const std::regex key_line("# ([a-z_]+) = .*");
+  std::string psk = "[upstream]\n";
+  std::string x509 = "[upstream]\n";
+  std::vector<std::string> keys;
+  for (std::string line; std::getline(lines, line) && line.rfind("#", 0) == 0;) {
+    std::smatch match;
+    if (!std::regex_match(line, match, key_line)) continue;
+    const std::string key = match[1].str();
+    keys.push_back(key);
+    const bool psk_only = key == "psk_identity" || key == "psk_key_file";
+    const bool x509_only = key == "certificate" || key == "private_key" || key == "ca" || key == "server_name";
+    if (!x509_only) psk += line.substr(2) + "\n";
+    if (!psk_only) x509 += line.substr(2) + "\n";
+  }
+  const Config with_psk = parseOk(psk, kShipped);
+  const Config with_x509 = parseOk(x509, kShipped);
+  ASSERT_TRUE(with_psk.upstream && with_x509.upstream);
+  EXPECT_TRUE(with_x509.upstream->x509());
+  EXPECT_EQ(keys.size(), 22U);  // every [upstream] key is documented
+  // The shown values are the defaults.
+  const UpstreamSection defaults;
+  const UpstreamSection& u = *with_psk.upstream;
+  EXPECT_EQ(u.uri.value.port, 5684);
+  EXPECT_EQ(u.identity, defaults.identity);
+  EXPECT_EQ(u.keepalive, defaults.keepalive);
+  EXPECT_EQ(u.reconnect_min, defaults.reconnect_min);
+  EXPECT_EQ(u.reconnect_max, defaults.reconnect_max);
+  EXPECT_EQ(u.registration, defaults.registration);
+  EXPECT_EQ(u.rd_path, defaults.rd_path);
+  EXPECT_EQ(u.lifetime, defaults.lifetime);
+  EXPECT_EQ(u.telemetry_format, defaults.telemetry_format);
+  EXPECT_EQ(u.telemetry_batch, defaults.telemetry_batch);
+  EXPECT_EQ(u.telemetry_interval, defaults.telemetry_interval);
+  EXPECT_EQ(u.queue_max_bytes, defaults.queue_max_bytes);
+  EXPECT_EQ(u.queue_max_age, defaults.queue_max_age);
+  EXPECT_EQ(u.queue_when_full, defaults.queue_when_full);
+  EXPECT_EQ(u.queue_sync, defaults.queue_sync);
 }
 
 TEST(configShipped, AccessControlExamplesAreValid) {
