@@ -79,6 +79,7 @@ std::string hexOf(const std::string& text) {
 std::string agentBinary() { return COAP_EDGE_AGENT_PATH; }
 std::string ctlBinary() { return COAP_EDGE_CTL_PATH; }
 std::string simnodeBinary() { return COAP_EDGE_SIMNODE_PATH; }
+std::string testpeerBinary() { return COAP_EDGE_TESTPEER_PATH; }
 
 namespace {
 

@@ -42,6 +42,7 @@ std::string hexOf(const std::string& text);
 std::string agentBinary();
 std::string ctlBinary();
 std::string simnodeBinary();
+std::string testpeerBinary();
 
 /// A test PKI under `dir`: CA, gateway certificate for 127.0.0.1, and device certificates that
 /// must be accepted (dev-1) or refused (another CA, expired, self-signed). EC P-256 throughout.

@@ -1,0 +1,198 @@
+#include "client.h"
+
+#include "common/log.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+namespace coap_edge::testpeer {
+namespace {
+
+constexpr std::string_view kLogTag = "testpeer";
+constexpr auto kCancelLimit = std::chrono::seconds(5);
+
+std::string str(const coap_str_const_t& s) { return std::string(reinterpret_cast<const char*>(s.s), s.length); }
+
+coap_uri_t splitUri(const std::string& text, const char* what) {
+  coap_uri_t uri{};
+  if (coap_split_uri(reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), &uri) != 0 ||
+      (uri.scheme != COAP_URI_SCHEME_COAP && uri.scheme != COAP_URI_SCHEME_COAPS)) {
+    throw std::runtime_error(std::string(what) + ": '" + text + "' is not a coap:// or coaps:// URI");
+  }
+  return uri;
+}
+
+void writeAll(std::FILE* f, const std::string& bytes) {
+  if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fflush(f);
+}
+
+}  // namespace
+
+Client::Client(const ClientOptions& options, const Psk& psk)
+    : options_(options), psk_identity_(psk.identity), psk_key_(psk.key) {
+  const coap_uri_t target = splitUri(options_.uri, "URI");
+  // Where the datagrams go: the resource's server, or the proxy with Proxy-Uri = URI.
+  const coap_uri_t peer = options_.proxy.empty() ? target : splitUri(options_.proxy, "-P");
+  const bool secure = peer.scheme == COAP_URI_SCHEME_COAPS;
+  if (secure && psk_identity_.empty()) throw std::runtime_error("coaps needs --psk-identity and --psk-key");
+
+  coap_str_const_t host{peer.host.length, peer.host.s};
+  coap_addr_info_t* info = coap_resolve_address_info(&host, peer.port, peer.port, peer.port, peer.port, 0,
+                                                     1 << peer.scheme, COAP_RESOLVE_TYPE_REMOTE);
+  if (info == nullptr) throw std::runtime_error("cannot resolve " + str(host));
+  coap_address_t dst = info->addr;
+  coap_free_address_info(info);
+
+  context_.reset(coap_new_context(nullptr));
+  if (!context_) throw std::runtime_error("libcoap: cannot create a context");
+  coap_context_set_app_data(context_.get(), this);
+  coap_context_set_block_mode(context_.get(), COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+  coap_context_set_max_block_size(context_.get(), 1024);
+  coap_register_response_handler(context_.get(), &Client::onResponse);
+  coap_register_nack_handler(context_.get(), &Client::onNack);
+  coap_register_event_handler(context_.get(), &Client::onEvent);
+
+  if (secure) {
+    coap_dtls_cpsk_t setup{};
+    setup.version = COAP_DTLS_CPSK_SETUP_VERSION;
+    setup.psk_info.identity = {psk_identity_.size(), reinterpret_cast<const std::uint8_t*>(psk_identity_.data())};
+    setup.psk_info.key = {psk_key_.size(), reinterpret_cast<const std::uint8_t*>(psk_key_.data())};
+    session_.reset(coap_new_client_session_psk2(context_.get(), nullptr, &dst, COAP_PROTO_DTLS, &setup));
+  } else {
+    session_.reset(coap_new_client_session(context_.get(), nullptr, &dst, COAP_PROTO_UDP));
+  }
+  if (!session_) throw std::runtime_error("cannot open a session to " + str(host));
+
+  spec_.code = methodCode(options_.method);
+  if (options_.proxy.empty()) {
+    spec_.path = str(target.path);
+    spec_.query = str(target.query);
+  } else {
+    spec_.proxy_uri = options_.uri;
+  }
+  spec_.payload = options_.payload;
+  spec_.content_format = options_.content_format;
+  spec_.accept = options_.accept;
+  if (options_.observe_s > 0) spec_.observe = COAP_OBSERVE_ESTABLISH;
+}
+
+Client::~Client() {
+  session_.reset();  // before the context
+  std::fill(psk_key_.begin(), psk_key_.end(), '\0');
+}
+
+Client* Client::of(coap_session_t* session) {
+  return static_cast<Client*>(coap_context_get_app_data(coap_session_get_context(session)));
+}
+
+coap_response_t Client::onResponse(coap_session_t* session, const coap_pdu_t*, const coap_pdu_t* received,
+                                   coap_mid_t) noexcept {
+  try {
+    of(session)->response(received);
+  } catch (...) {
+  }
+  return COAP_RESPONSE_OK;
+}
+
+void Client::response(const coap_pdu_t* received) {
+  if (!sameToken(received, token_)) return;
+  const coap_pdu_code_t code = coap_pdu_get_code(received);
+  const std::string body = bodyOf(received);
+  if (cancelling_) {
+    cancel_answered_ = true;
+    return;
+  }
+  answered_ = true;
+  if (COAP_RESPONSE_CLASS(code) != 2) {
+    std::fprintf(stderr, "%s%s%s\n", codeText(code).c_str(), body.empty() ? "" : " ", body.c_str());
+    finish(2);
+    return;
+  }
+  if (options_.observe_s > 0) {
+    writeAll(stdout, body + "\n");
+    return;
+  }
+  writeAll(stdout, body);
+  if (options_.print_code) std::fprintf(stderr, "%s\n", codeText(code).c_str());
+  finish(0);
+}
+
+void Client::onNack(coap_session_t* session, const coap_pdu_t* sent, coap_nack_reason_t reason, coap_mid_t) noexcept {
+  Client* me = of(session);
+  // libcoap names the PDU it sent; a Block1/Block2 continuation has another token, so any
+  // failure while nothing is finished ends the exchange.
+  if (sent != nullptr && !sameToken(sent, me->token_) && me->answered_) return;
+  if (me->cancelling_) {
+    me->cancel_answered_ = true;
+    return;
+  }
+  std::fprintf(stderr, "%s\n", nackText(reason));
+  me->finish(4);
+}
+
+int Client::onEvent(coap_session_t* session, coap_event_t event) noexcept {
+  if (event == COAP_EVENT_DTLS_ERROR || event == COAP_EVENT_SESSION_FAILED) {
+    Client* me = of(session);
+    if (me->exit_code_ < 0 && !me->cancelling_) {
+      std::fprintf(stderr, "%s\n", event == COAP_EVENT_DTLS_ERROR ? "DTLS handshake failed" : "session failed");
+      me->finish(4);
+    }
+  }
+  return 0;
+}
+
+// Runs libcoap until `until`, a result, `done()` or a signal.
+void Client::process(Clock::time_point until, const volatile std::sig_atomic_t& stop,
+                     const std::function<bool()>& done) {
+  while (stop == 0 && exit_code_ < 0 && !done()) {
+    const auto now = Clock::now();
+    if (now >= until) return;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
+    coap_io_process(context_.get(), static_cast<std::uint32_t>(std::clamp<long long>(ms, 1, 200)));
+  }
+}
+
+int Client::run(const volatile std::sig_atomic_t& stop) {
+  const auto start = Clock::now();
+  auto seconds = [](double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  };
+  const auto deadline = start + seconds(options_.timeout_s);
+  auto token = sendRequest(session_.get(), spec_);
+  if (!token) {
+    std::fprintf(stderr, "cannot send the request\n");
+    return 4;
+  }
+  token_ = *token;
+  const bool observe = options_.observe_s > 0;
+  // The first response must come within --timeout (with -s: or before -s is over).
+  const auto observe_end = start + seconds(options_.observe_s);
+  process(observe ? std::min(deadline, observe_end) : deadline, stop, [this] { return answered_; });
+  if (exit_code_ >= 0) return exit_code_;
+  if (stop != 0) return 0;
+  if (!answered_) {
+    if (!observe || Clock::now() >= deadline) {
+      std::fprintf(stderr, "timeout after %g s\n", options_.timeout_s);
+      return 3;
+    }
+    return 0;  // -s shorter than --timeout and nothing came: nothing to deregister
+  }
+  if (!observe) return 0;
+  // Notifications until -s is over, then deregister (GET with Observe 1 and the same token,
+  // sent by libcoap), bounded.
+  process(observe_end, stop, [] { return false; });
+  if (exit_code_ >= 0) return exit_code_;
+  cancelling_ = true;
+  coap_binary_t bin{token_.size(), token_.data()};
+  if (coap_cancel_observe(session_.get(), &bin, COAP_MESSAGE_CON) != 0) {
+    const volatile std::sig_atomic_t no_stop = 0;
+    process(Clock::now() + std::min<Clock::duration>(kCancelLimit, seconds(options_.timeout_s)), no_stop,
+            [this] { return cancel_answered_; });
+    if (!cancel_answered_) CE_LOG_WARN("the deregistration was not answered");
+  }
+  return 0;
+}
+
+}  // namespace coap_edge::testpeer

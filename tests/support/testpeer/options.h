@@ -1,0 +1,60 @@
+#pragma once
+// Command line of coap-edge-testpeer (see --help and README.md beside this file).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace coap_edge::testpeer {
+
+enum class Mode { client, upstream };
+
+struct Psk {
+  std::string identity;
+  std::string key;  ///< raw bytes (from --psk-key text or --psk-key-hex)
+};
+
+struct ClientOptions {
+  std::string method;  ///< get|put|post|delete|fetch (lower case)
+  std::string uri;     ///< coap:// or coaps:// URI of the resource
+  std::string proxy;   ///< -P: send to this URI with Proxy-Uri = uri
+  std::optional<std::string> payload;
+  int content_format = -1;  ///< -t
+  int accept = -1;          ///< -A
+  double observe_s = 0;     ///< -s: observe for this long (0: no Observe)
+  double timeout_s = 10;
+  bool print_code = false;
+};
+
+struct UpstreamRequest {
+  std::string method;
+  std::string path;  ///< "/a/b?q=1"
+  std::string payload;
+};
+
+struct UpstreamOptions {
+  std::string listen;  ///< ADDR:PORT, numeric, IPv6 in brackets
+  std::string telemetry_log;
+  unsigned drop_telemetry = 0;
+  std::vector<UpstreamRequest> requests;
+  std::string observe_path;
+  double observe_s = 10;
+  std::string out;  ///< "" = stdout
+  double exit_after_s = 60;
+};
+
+struct Options {
+  Mode mode = Mode::client;
+  Psk psk;
+  ClientOptions client;
+  UpstreamOptions upstream;
+  int verbose = 0;
+  bool help = false;
+};
+
+/// Parses argv; on error returns nullopt and sets `error`.
+std::optional<Options> parseOptions(int argc, char** argv, std::string& error);
+
+extern const char* const kUsage;
+
+}  // namespace coap_edge::testpeer
