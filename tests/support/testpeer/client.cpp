@@ -53,6 +53,7 @@ Client::Client(const ClientOptions& options, const Psk& psk)
   coap_register_response_handler(context_.get(), &Client::onResponse);
   coap_register_nack_handler(context_.get(), &Client::onNack);
   coap_register_event_handler(context_.get(), &Client::onEvent);
+  if (options_.linger_s > 0) addResources();
 
   if (secure) {
     coap_dtls_cpsk_t setup{};
@@ -76,6 +77,57 @@ Client::Client(const ClientOptions& options, const Psk& psk)
   spec_.content_format = options_.content_format;
   spec_.accept = options_.accept;
   if (options_.observe_s > 0) spec_.observe = COAP_OBSERVE_ESTABLISH;
+}
+
+// What a gateway would serve to its upstream, for the role-reversal tests: /big with Block2
+// (libcoap) and /tick, observable.
+void Client::addResources() {
+  big_.resize(options_.big_size);
+  for (std::size_t i = 0; i < big_.size(); ++i) {
+    big_[i] = i % 50 == 49 ? '\n' : static_cast<char>('a' + static_cast<int>(i % 26));
+  }
+  coap_resource_t* big = coap_resource_init(coap_make_str_const("big"), 0);
+  coap_register_request_handler(big, COAP_REQUEST_GET, &Client::getBig);
+  coap_add_resource(context_.get(), big);
+  tick_ = coap_resource_init(coap_make_str_const("tick"), 0);
+  coap_register_request_handler(tick_, COAP_REQUEST_GET, &Client::getTick);
+  coap_resource_set_get_observable(tick_, 1);
+  coap_add_resource(context_.get(), tick_);
+}
+
+void Client::getBig(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* request,
+                    const coap_string_t* query, coap_pdu_t* response) noexcept {
+  const Client* me = of(session);
+  coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT);
+  coap_add_data_large_response(resource, session, request, response, query, COAP_MEDIATYPE_TEXT_PLAIN, -1, 0,
+                               me->big_.size(), reinterpret_cast<const std::uint8_t*>(me->big_.data()), nullptr,
+                               nullptr);
+}
+
+void Client::getTick(coap_resource_t*, coap_session_t* session, const coap_pdu_t*, const coap_string_t*,
+                     coap_pdu_t* response) noexcept {
+  const std::string text = "tick " + std::to_string(of(session)->ticks_);
+  coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT);
+  std::uint8_t buf[4];
+  coap_add_option(response, COAP_OPTION_CONTENT_FORMAT,
+                  coap_encode_var_safe(buf, sizeof(buf), COAP_MEDIATYPE_TEXT_PLAIN), buf);
+  coap_add_data(response, text.size(), reinterpret_cast<const std::uint8_t*>(text.data()));
+}
+
+void Client::linger(const volatile std::sig_atomic_t& stop) {
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(options_.linger_s));
+  auto next_tick = Clock::now() + std::chrono::milliseconds(500);
+  while (stop == 0 && Clock::now() < end) {
+    if (Clock::now() >= next_tick) {
+      ++ticks_;
+      coap_resource_notify_observers(tick_, nullptr);
+      next_tick += std::chrono::milliseconds(500);
+    }
+    const auto until = std::min(end, next_tick);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    coap_io_process(context_.get(), static_cast<std::uint32_t>(std::clamp<long long>(ms, 1, 200)));
+  }
 }
 
 Client::~Client() {
@@ -155,6 +207,12 @@ void Client::process(Clock::time_point until, const volatile std::sig_atomic_t& 
 }
 
 int Client::run(const volatile std::sig_atomic_t& stop) {
+  const int rc = exchange(stop);
+  if (options_.linger_s > 0 && stop == 0) linger(stop);
+  return rc;
+}
+
+int Client::exchange(const volatile std::sig_atomic_t& stop) {
   const auto start = Clock::now();
   auto seconds = [](double s) {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));

@@ -33,6 +33,11 @@ class Client {
                      coap_mid_t mid) noexcept;
   static int onEvent(coap_session_t* session, coap_event_t event) noexcept;
   static Client* of(coap_session_t* session);
+  static void getBig(coap_resource_t*, coap_session_t*, const coap_pdu_t*, const coap_string_t*, coap_pdu_t*) noexcept;
+  static void getTick(coap_resource_t*, coap_session_t*, const coap_pdu_t*, const coap_string_t*, coap_pdu_t*) noexcept;
+  void addResources();
+  void linger(const volatile std::sig_atomic_t& stop);
+  int exchange(const volatile std::sig_atomic_t& stop);
   void response(const coap_pdu_t* received);
   void finish(int code) {
     if (exit_code_ < 0) exit_code_ = code;
@@ -50,6 +55,9 @@ class Client {
   bool cancel_answered_ = false;
   bool cancelling_ = false;
   int exit_code_ = -1;
+  std::string big_;  ///< /big while lingering
+  coap_resource_t* tick_ = nullptr;
+  unsigned ticks_ = 0;
 };
 
 }  // namespace coap_edge::testpeer

@@ -28,6 +28,9 @@ const char* const kUsage =
     "  -P URI                 send to this coap(s):// proxy with Proxy-Uri = URI\n"
     "  --timeout S            overall bound (default 10); exit 3 when reached\n"
     "  --print-code           print C.DD to stderr on success too\n"
+    "  --linger S             then keep the session S more seconds, answering the peer's requests:\n"
+    "                         GET /big (--big-size bytes, Block2) and /tick (observable, 0.5 s)\n"
+    "  --big-size N           bytes of /big (default 5000, at most 1000000)\n"
     "\n"
     "upstream: a DTLS-PSK server that takes telemetry and sends requests back over the session\n"
     "  --listen ADDR:PORT     A.B.C.D:P or [IPV6]:P (numeric; port 0 picks one, see the log)\n"
@@ -92,6 +95,8 @@ enum Opt : int {
   kObserveSeconds,
   kOut,
   kExitAfter,
+  kLinger,
+  kBigSize,
 };
 
 }  // namespace
@@ -111,6 +116,8 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       {"observe-seconds", required_argument, nullptr, kObserveSeconds},
       {"out", required_argument, nullptr, kOut},
       {"exit-after", required_argument, nullptr, kExitAfter},
+      {"linger", required_argument, nullptr, kLinger},
+      {"big-size", required_argument, nullptr, kBigSize},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -188,6 +195,19 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
           if (error.empty()) error = "--timeout: seconds from 0.1 to 86400";
           return std::nullopt;
         }
+        break;
+      case kLinger:
+        if (!onlyFor(true, "--linger") || !parseNumber(arg.c_str(), 0.1, 86400, o.client.linger_s)) {
+          if (error.empty()) error = "--linger: seconds from 0.1 to 86400";
+          return std::nullopt;
+        }
+        break;
+      case kBigSize:
+        if (!onlyFor(true, "--big-size") || !parseInt(arg.c_str(), 1, 1000000, n)) {
+          if (error.empty()) error = "--big-size: 1 to 1000000 bytes";
+          return std::nullopt;
+        }
+        o.client.big_size = static_cast<unsigned>(n);
         break;
       case kPrintCode:
         if (!onlyFor(true, "--print-code")) return std::nullopt;

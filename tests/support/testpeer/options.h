@@ -24,6 +24,8 @@ struct ClientOptions {
   double observe_s = 0;     ///< -s: observe for this long (0: no Observe)
   double timeout_s = 10;
   bool print_code = false;
+  double linger_s = 0;         ///< keep the session this long after the result, serving /big and /tick
+  unsigned big_size = 5000;    ///< bytes of /big while lingering
 };
 
 struct UpstreamRequest {
