@@ -226,6 +226,15 @@ struct ServerCallbacks {
         Response res{Code::internal_error, std::nullopt, std::nullopt, {}, {}, std::nullopt};
         if (it != self->deferred_.end() && it->second.response) res = std::move(*it->second.response);
         if (it != self->deferred_.end()) self->deferred_.erase(it);
+        // A deferred Observe registration answered 2.xx: libcoap keeps the observer, and its
+        // later handler runs are notifications.
+        coap_opt_iterator_t oi;
+        const coap_opt_t* observe = coap_check_option(pdu, COAP_OPTION_OBSERVE, &oi);
+        if (observe != nullptr && coap_decode_var_bytes(coap_opt_value(observe), coap_opt_length(observe)) == 0 &&
+            entry != nullptr && entry->spec.observable && static_cast<unsigned>(res.code) / 100 == 2) {
+          self->observers_.emplace(static_cast<const void*>(resource), static_cast<const void*>(session),
+                                   std::string(reinterpret_cast<const char*>(token.s), token.length));
+        }
         writeResponse(*self, resource, session, pdu, query, response, std::move(res), nullptr);
         return;
       }
@@ -609,9 +618,11 @@ bool Server::removeResource(std::string_view path) {
 void Server::setForwardProxy(ProxyMapper mapper) {
   proxy_mapper_ = std::move(mapper);
   if (proxy_resource_ != nullptr) return;
-  // No host names of our own (count 0): every Proxy-Uri names someone else, and the mapper
-  // decides whether that is a node we relay to.
-  coap_resource_t* r = coap_resource_proxy_uri_init2(&ServerCallbacks::request, 0, nullptr, 0);
+  // libcoap wants at least one name of our own (a Proxy-Uri naming it is served locally); a
+  // reserved name (RFC 2606) that no request can mean by accident. Every other Proxy-Uri names
+  // someone else, and the mapper decides whether that is a node we relay to.
+  static const char* kOwnNames[] = {"coap-edge.invalid"};
+  coap_resource_t* r = coap_resource_proxy_uri_init2(&ServerCallbacks::request, 1, kOwnNames, 0);
   if (r == nullptr) throw StartupError("libcoap: cannot create the forward proxy resource");
   for (Method m : kAllMethods) coap_register_request_handler(r, requestOf(m), &ServerCallbacks::request);
   coap_resource_set_userdata(r, unknown_.get());

@@ -107,8 +107,9 @@ struct ClientCallbacks {
         // Not ours (late, after a timeout, or unsolicited): acknowledge and drop it. A
         // notification for an observation we cancelled is refused, so the node stops.
         if (observation == nullptr) {
-          return coap_check_option(received, COAP_OPTION_OBSERVE, nullptr) != nullptr ? COAP_RESPONSE_FAIL
-                                                                                          : COAP_RESPONSE_OK;
+          coap_opt_iterator_t it;
+          return coap_check_option(received, COAP_OPTION_OBSERVE, &it) != nullptr ? COAP_RESPONSE_FAIL
+                                                                                   : COAP_RESPONSE_OK;
         }
       }
       ClientResult result;

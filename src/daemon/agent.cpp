@@ -44,7 +44,11 @@ bool sameDiscovery(const config::DiscoverySection& a, const config::DiscoverySec
 
 relay::ProxySettings proxySettings(const config::Config& cfg) {
   relay::ProxySettings s;
-  (void)cfg;
+  s.timeout = cfg.relay.request_timeout;
+  s.cache_max_bytes = static_cast<std::size_t>(cfg.relay.cache_max_bytes);
+  s.max_in_flight = cfg.relay.max_in_flight;
+  s.observe = cfg.relay.observe;
+  s.per_node = cfg.limits.per_node;
   return s;
 }
 
@@ -141,10 +145,10 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
     return limits_(req);
   });
   server_->setHandshakeGate([this](std::string_view address) { return limits_.admitHandshake(address); });
-  // Checked above, but nothing in this build acts on them yet: say so rather than let an
-  // operator believe nodes are registered upstream or protected by per_node.
-  if (config_.upstream || config_.limits.per_node) {
-    CE_LOG_WARN("[upstream] and [limits] per_node are checked but not acted on by this build yet");
+  // Checked above, but nothing in this build acts on it yet: say so rather than let an
+  // operator believe nodes are registered upstream.
+  if (config_.upstream) {
+    CE_LOG_WARN("[upstream] is checked but not acted on by this build yet");
   }
   CE_LOG_INFO("access control: {} rules in {} [[acl]] entries, everything else denied", config_.acl.ruleCount(),
               config_.acl.entries().size());
