@@ -87,7 +87,7 @@ std::optional<std::chrono::milliseconds> Server::nextTimeout() {
   std::optional<std::chrono::milliseconds> wait;
   if (ms != 0) wait = std::chrono::milliseconds(ms);
   // Our own client requests: results to deliver now, or the next deadline.
-  if (!finished_requests_.empty() || deferred_ready_) return std::chrono::milliseconds(0);
+  if (!finished_requests_.empty() || deferred_ready_ || !upstream_pending_.empty()) return std::chrono::milliseconds(0);
   const auto steady_now = std::chrono::steady_clock::now();
   for (const auto& p : pending_requests_) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(std::max(p.deadline - steady_now,
@@ -106,6 +106,19 @@ void Server::process() {
     // Answers given from the callbacks above: libcoap sends them on its next pass.
     deferred_ready_ = false;
     coap_io_process(context_.get(), COAP_IO_NO_WAIT);
+  }
+  if (!upstream_pending_.empty()) {
+    std::vector<std::pair<UpstreamEvent, std::string>> events;
+    events.swap(upstream_pending_);
+    for (auto& [event, detail] : events) {
+      if (!upstream_events_) break;
+      UpstreamHandler handler = upstream_events_;  // it may reconnect, replacing upstream_events_
+      try {
+        handler(event, detail);
+      } catch (const std::exception& e) {
+        CE_LOG_ERROR("upstream event handler failed: {}", e.what());
+      }
+    }
   }
   if (sessions_changed_) {
     sessions_changed_ = false;
@@ -137,6 +150,17 @@ void Server::setDtlsTimers(const ServerSettings& settings) {
   coap_context_set_partial_session_timeout(
       context_.get(), static_cast<unsigned int>(std::clamp<std::chrono::seconds::rep>(
                           settings.dtls_half_open_timeout.count(), 1, std::numeric_limits<unsigned int>::max())));
+}
+
+const void* Server::peerSession(const std::string& host, std::uint16_t port) const {
+  const std::string wanted =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  const void* found = nullptr;
+  // O(sessions); asked once per relayed exchange to a coaps-only node.
+  for (const auto& [key, entry] : sessions_.entries()) {
+    if (entry.established && !entry.refused && entry.peer.address == wanted) found = key;
+  }
+  return found;
 }
 
 SessionCounts Server::sessionCounts() const {

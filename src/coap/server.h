@@ -187,6 +187,34 @@ struct OutgoingRequest {
   bool confirmable = true;
 };
 
+/// The upstream service the gateway connects to as a DTLS client (DESIGN.md "Upstream"): one
+/// session, opened by us (so the gateway may sit behind NAT), over which we send requests and
+/// the upstream sends requests to us (role reversal, served like any other request).
+struct UpstreamTarget {
+  std::string host;         ///< numeric IPv4 or IPv6 (resolve names before, off the event loop)
+  std::uint16_t port = 5684;
+  /// SNI, and the name the server certificate must carry (X.509); empty: no SNI (an IP literal)
+  std::string server_name;
+  std::string psk_identity; ///< PSK mode: identity and key
+  tls::SecretBytes psk_key;
+  std::optional<PkiFiles> pki;  ///< X.509 mode: our certificate and key, the CA for the server's
+  /// The ACL identity of requests the upstream sends over this session.
+  std::string identity = "upstream";
+  bool use_cid = true;  ///< DTLS Connection ID (RFC 9146): NAT rebinding costs no handshake
+};
+
+enum class UpstreamEvent : std::uint8_t { connected, failed, closed };
+/// How the upstream session went (from process(), never from inside libcoap).
+using UpstreamHandler = std::function<void(UpstreamEvent, const std::string& detail)>;
+
+struct UpstreamStats {
+  std::uint64_t connects = 0;      ///< sessions started
+  std::uint64_t established = 0;   ///< handshakes completed
+  std::uint64_t failures = 0;      ///< handshakes or sessions that failed
+  std::uint64_t requests = 0;      ///< requests the upstream sent us (role reversal)
+  std::uint64_t pings = 0;
+};
+
 enum class ClientOutcome : std::uint8_t { response, timeout, reset, failed };
 
 /// Identifies one of our client requests (observations are cancelled by it).
@@ -328,6 +356,24 @@ class Server {
   void cancelObservation(RequestId id);
   [[nodiscard]] ClientStats clientStats() const;
 
+  /// The established downstream session whose peer is host:port (numeric; IPv6 without
+  /// brackets), for OutgoingRequest::over_session: a node that reached us over DTLS (an RD
+  /// registration) can be asked back over its own session. nullptr if there is none.
+  [[nodiscard]] const void* peerSession(const std::string& host, std::uint16_t port) const;
+
+  /// Opens the DTLS session to the upstream, closing any earlier one. False (with `error`) if
+  /// it cannot even start; otherwise `events` says when it is up or why it ended.
+  bool connectUpstream(const UpstreamTarget& target, UpstreamHandler events, std::string& error);
+  /// Closes the upstream session (close_notify); no event follows.
+  void disconnectUpstream();
+  /// The established upstream session, for OutgoingRequest::over_session; nullptr otherwise.
+  [[nodiscard]] const void* upstreamSession() const;
+  /// A CoAP ping (empty CON) on the upstream session; no answer ends it (UpstreamEvent::failed).
+  bool pingUpstream();
+  /// Time since anything was received on the upstream session.
+  [[nodiscard]] std::chrono::steady_clock::duration upstreamIdle() const;
+  [[nodiscard]] const UpstreamStats& upstreamStats() const noexcept { return upstream_stats_; }
+
   /// Endpoints actually bound ("coaps://127.0.0.1:5684"), with port 0 resolved.
   [[nodiscard]] const std::vector<std::string>& boundEndpoints() const { return bound_; }
 
@@ -342,6 +388,10 @@ class Server {
   friend struct ServerCallbacks;  // libcoap's C trampolines (server_callbacks.cpp)
   friend struct ClientCallbacks;  // the same for responses to our requests (server_client.cpp)
   friend struct HandshakeCallbacks;  // the X.509 verify hook (server_handshakes.cpp)
+  friend struct UpstreamCallbacks;   // the upstream session (server_upstream.cpp)
+  /// Called by the event trampoline for our client sessions; true if it was the upstream's.
+  bool onUpstreamEvent(coap_session_t* session, int event);
+  void upstreamEnded(UpstreamEvent event, std::string detail);
 
   struct PendingRequest {
     std::string token;
@@ -435,6 +485,15 @@ class Server {
   bool deferred_ready_ = false;  ///< a deferred answer is waiting for libcoap to send it
   bool destroying_ = false;
   ProxyMapper proxy_mapper_;
+  coap_session_t* upstream_ = nullptr;  ///< one reference held by us
+  bool upstream_up_ = false;
+  PeerIdentity upstream_peer_;          ///< who requests over the upstream session are (ACL)
+  UpstreamHandler upstream_events_;
+  std::vector<std::pair<UpstreamEvent, std::string>> upstream_pending_;  ///< delivered from process()
+  std::string upstream_sni_;            ///< libcoap keeps a pointer during setup
+  std::array<std::string, 3> upstream_pki_paths_;
+  UpstreamStats upstream_stats_;
+  std::chrono::steady_clock::time_point upstream_heard_{};
   coap_resource_t* proxy_resource_ = nullptr;  ///< owned by the context
   /// Observe registrations answered 2.xx: (resource, session, token). A later run of the
   /// resource's handler with the same three is a notification (Request::notification).

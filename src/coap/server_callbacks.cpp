@@ -105,6 +105,7 @@ Server::~Server() {
   for (auto& [id, d] : deferred_) {
     if (auto state = d.state.lock()) state->server = nullptr;
   }
+  disconnectUpstream();
   releaseClientSessions();
   // Freeing the context ends the sessions left with events; the members they would touch are
   // gone by then, so the trampolines must find no Server.
@@ -158,8 +159,11 @@ struct ServerCallbacks {
     try {
       Server* self = serverOf(session);
       if (self == nullptr) return 0;
-      // Our own client sessions (requests to nodes) are not peers of the server.
-      if (coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT) return 0;
+      // Our own client sessions (requests to nodes, the upstream) are not peers of the server.
+      if (coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT) {
+        (void)self->onUpstreamEvent(session, event);
+        return 0;
+      }
       switch (event) {
         case COAP_EVENT_SERVER_SESSION_NEW: {
           SessionEntry& e = self->sessions_.add(session, remoteText(session));
@@ -212,8 +216,15 @@ struct ServerCallbacks {
     try {
       auto* entry = static_cast<Server::ResourceEntry*>(coap_resource_get_userdata(resource));
       Server* self = serverOf(session);
-      if (self == nullptr || coap_session_get_type(session) != COAP_SESSION_TYPE_SERVER) {
-        // A request arriving on one of our client sessions (a node talking back): not served.
+      if (self == nullptr) {
+        coap_pdu_set_code(response, COAP_RESPONSE_CODE_FORBIDDEN);
+        return;
+      }
+      // Role reversal: the upstream sends requests over the session we opened to it, as the
+      // configured upstream identity. A request on any other client session of ours (a node
+      // talking back) is not served.
+      const bool from_upstream = coap_session_get_type(session) != COAP_SESSION_TYPE_SERVER;
+      if (from_upstream && (session != self->upstream_ || !self->upstream_up_)) {
         coap_pdu_set_code(response, COAP_RESPONSE_CODE_FORBIDDEN);
         return;
       }
@@ -238,16 +249,23 @@ struct ServerCallbacks {
         writeResponse(*self, resource, session, pdu, query, response, std::move(res), nullptr);
         return;
       }
-      SessionEntry& se = self->entryFor(session);
-      if (se.refused) {
-        // Admission failed (revoked, no identity, full) and the close is pending: serve nothing.
-        coap_pdu_set_code(response, COAP_RESPONSE_CODE_UNAUTHORIZED);
-        return;
+      const PeerIdentity* peer = &self->upstream_peer_;
+      if (from_upstream) {
+        ++self->upstream_stats_.requests;
+        self->upstream_heard_ = std::chrono::steady_clock::now();
+      } else {
+        SessionEntry& se = self->entryFor(session);
+        if (se.refused) {
+          // Admission failed (revoked, no identity, full) and the close is pending: serve nothing.
+          coap_pdu_set_code(response, COAP_RESPONSE_CODE_UNAUTHORIZED);
+          return;
+        }
+        peer = &se.peer;
       }
 
       Request req;
       readRequest(pdu, query, req);
-      req.peer = &se.peer;
+      req.peer = peer;
       req.session = session;
       const std::string token_text(reinterpret_cast<const char*>(token.s), token.length);
       if (req.observe && entry->spec.observable) {

@@ -84,6 +84,11 @@ void addSegments(coap_pdu_t* pdu, coap_option_num_t number, std::string_view tex
 struct ClientCallbacks {
   static Server* serverOf(const coap_session_t* session) { return detail::serverOf(session); }
 
+  static void pong(coap_session_t* session, const coap_pdu_t* /*received*/, const coap_mid_t /*mid*/) noexcept {
+    Server* self = serverOf(session);
+    if (self != nullptr && session == self->upstream_) self->upstream_heard_ = std::chrono::steady_clock::now();
+  }
+
   static std::size_t find(Server& self, const coap_session_t* session, const std::string& token) {
     for (std::size_t i = 0; i < self.pending_requests_.size(); ++i) {
       const auto& p = self.pending_requests_[i];
@@ -97,6 +102,7 @@ struct ClientCallbacks {
     try {
       Server* self = serverOf(session);
       if (self == nullptr) return COAP_RESPONSE_OK;
+      if (session == self->upstream_) self->upstream_heard_ = std::chrono::steady_clock::now();
       const std::string token = tokenOf(received);
       const std::size_t i = find(*self, session, token);
       Server::Observation* observation = nullptr;
@@ -123,6 +129,13 @@ struct ClientCallbacks {
       if (const coap_opt_t* etag = coap_check_option(received, COAP_OPTION_ETAG, &it)) {
         result.response.etag.emplace(reinterpret_cast<const char*>(coap_opt_value(etag)), coap_opt_length(etag));
       }
+      // Location-Path of a 2.01 (an RD registration's resource), segments joined by '/'.
+      coap_option_iterator_init(received, &it, COAP_OPT_ALL);
+      while (const coap_opt_t* opt = coap_option_next(&it)) {
+        if (it.number != COAP_OPTION_LOCATION_PATH) continue;
+        if (!result.response.location_path.empty()) result.response.location_path.push_back('/');
+        result.response.location_path.append(reinterpret_cast<const char*>(coap_opt_value(opt)), coap_opt_length(opt));
+      }
       size_t len = 0;
       const uint8_t* data = nullptr;
       size_t offset = 0;
@@ -146,6 +159,12 @@ struct ClientCallbacks {
     try {
       Server* self = serverOf(session);
       if (self == nullptr || sent == nullptr) return;
+      // Our keepalive ping (an empty CON) went unanswered: the upstream is gone.
+      if (session == self->upstream_ && coap_pdu_get_code(sent) == COAP_EMPTY_CODE &&
+          reason == COAP_NACK_TOO_MANY_RETRIES) {
+        self->upstreamEnded(UpstreamEvent::failed, "keepalive ping unanswered");
+        return;
+      }
       const std::string token = tokenOf(sent);
       const std::size_t i = find(*self, session, token);
       if (i == self->pending_requests_.size()) {
@@ -187,6 +206,7 @@ struct ClientCallbacks {
 void Server::installClientCallbacks() {
   coap_register_response_handler(context_.get(), &ClientCallbacks::response);
   coap_register_nack_handler(context_.get(), &ClientCallbacks::nack);
+  coap_register_pong_handler(context_.get(), &ClientCallbacks::pong);
 }
 
 coap_session_t* Server::clientSessionFor(const OutgoingRequest& request, std::string& error) {

@@ -42,6 +42,7 @@ class SessionTable {
   [[nodiscard]] std::size_t established(AuthKind kind) const { return by_kind_[static_cast<std::size_t>(kind)]; }
   void forEach(const std::function<void(const void*, SessionEntry&)>& fn);
   void forEach(const std::function<void(const SessionEntry&)>& fn) const;
+  [[nodiscard]] const std::unordered_map<const void*, SessionEntry>& entries() const { return entries_; }
 
  private:
   std::unordered_map<const void*, SessionEntry> entries_;

@@ -24,6 +24,8 @@ constexpr std::chrono::milliseconds kDrainBudget{2000};
 constexpr std::chrono::milliseconds kBucketSweep{10000};
 // Observations to nodes are checked (restored, timed out) this often.
 constexpr std::chrono::milliseconds kRelayTick{1000};
+// The upstream link: connection state, keepalive, RD and telemetry are looked at this often.
+constexpr std::chrono::milliseconds kUpstreamTick{250};
 
 std::string at(const config::Config& cfg, config::Position where, const std::string& message) {
   return config::Error{cfg.file.string(), where, message}.str();
@@ -145,11 +147,6 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
     return limits_(req);
   });
   server_->setHandshakeGate([this](std::string_view address) { return limits_.admitHandshake(address); });
-  // Checked above, but nothing in this build acts on it yet: say so rather than let an
-  // operator believe nodes are registered upstream.
-  if (config_.upstream) {
-    CE_LOG_WARN("[upstream] is checked but not acted on by this build yet");
-  }
   CE_LOG_INFO("access control: {} rules in {} [[acl]] entries, everything else denied", config_.acl.ruleCount(),
               config_.acl.entries().size());
   registerResources();
@@ -163,6 +160,14 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
   discovery_->setRelay([this](const coap::Request& req, coap::Responder respond) { proxy_->handle(req, std::move(respond)); });
   server_->setForwardProxy([this](coap::Request& req) { return proxy_->mapForwardRequest(req); });
   loop_.addTimer(kRelayTick, [this] { proxy_->tick(); });
+  if (config_.upstream) {
+    try {
+      upstream_ = std::make_unique<relay::UpstreamLink>(*server_, discovery_->registry(), *proxy_, config_);
+    } catch (const std::exception& e) {
+      throw StartupFailure(at(config_, config_.upstream->where, std::string("[upstream]: ") + e.what()), 1);
+    }
+    loop_.addTimer(kUpstreamTick, [this] { upstream_->tick(); });
+  }
 
   loop_.watch(server_->fd(), [this] { server_->process(); });
   loop_.setTimeoutProvider([this] { return server_->nextTimeout(); });
@@ -203,6 +208,7 @@ StatusSnapshot Agent::snapshot() const {
   snap.limits = limits_.counts();
   if (discovery_) snap.discovery = discovery_->status();
   if (proxy_) snap.relay = proxy_->stats();
+  if (upstream_) snap.upstream = upstream_->status();
   return snap;
 }
 
@@ -300,6 +306,13 @@ void Agent::reload() {
   if (proxy_) proxy_->setSettings(proxySettings(next));
   if (next.agent.metrics_file && !config_.agent.metrics_file) {
     CE_LOG_WARN("metrics_file was not set at startup: restart the agent to start writing it");
+  }
+  if (next.upstream.has_value() != config_.upstream.has_value() ||
+      (next.upstream && (next.upstream->uri.value.text != config_.upstream->uri.value.text ||
+                         next.upstream->identity != config_.upstream->identity ||
+                         next.upstream->psk_identity != config_.upstream->psk_identity ||
+                         next.upstream->telemetry_path.has_value() != config_.upstream->telemetry_path.has_value()))) {
+    CE_LOG_WARN("[upstream] changed: restart the agent to apply it");
   }
   if (!sameDiscovery(next.discovery, config_.discovery)) {
     CE_LOG_WARN("[discovery] changed: restart the agent to apply it");

@@ -15,6 +15,7 @@
 #include "daemon/status_resource.h"
 #include "keystore/keystore.h"
 #include "relay/node_proxy.h"
+#include "relay/upstream_link.h"
 
 #include <chrono>
 #include <memory>
@@ -74,6 +75,7 @@ class Agent {
   std::unique_ptr<ControlSocket> control_;
   std::unique_ptr<DiscoveryService> discovery_;  ///< after server_ and loop_: uses both
   std::unique_ptr<relay::NodeProxy> proxy_;      ///< after discovery_: follows its registry
+  std::unique_ptr<relay::UpstreamLink> upstream_;  ///< after proxy_: takes its values
   std::uint64_t keystore_version_ = 0;
   std::chrono::steady_clock::time_point started_;
 };

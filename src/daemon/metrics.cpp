@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -122,6 +123,32 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_observers", "", x.observers);
   w.family("coap_edge_notifications_total", "counter", "Notifications from nodes fanned out to observers.");
   w.sample("coap_edge_notifications_total", "", x.notifications);
+  const auto& u = s.upstream;
+  w.family("coap_edge_upstream_up", "gauge", "1 while the upstream session is established.");
+  w.sample("coap_edge_upstream_up", "", u.state == "up" ? 1 : 0);
+  w.family("coap_edge_upstream_total", "counter", "Upstream session events.");
+  w.sample("coap_edge_upstream_total", R"(event="connect")", u.connects);
+  w.sample("coap_edge_upstream_total", R"(event="established")", u.established);
+  w.sample("coap_edge_upstream_total", R"(event="failure")", u.failures);
+  w.sample("coap_edge_upstream_total", R"(event="request_served")", u.requests_served);
+  w.family("coap_edge_upstream_rd_registrations", "gauge", "Endpoints registered at the upstream Resource Directory.");
+  w.sample("coap_edge_upstream_rd_registrations", "", u.rd_registrations);
+  if (u.telemetry) {
+    w.family("coap_edge_telemetry_total", "counter", "Telemetry values and POSTs.");
+    w.sample("coap_edge_telemetry_total", R"(event="queued")", u.queue.pushed);
+    w.sample("coap_edge_telemetry_total", R"(event="sent")", u.telemetry_values_sent);
+    w.sample("coap_edge_telemetry_total", R"(event="post")", u.telemetry_posts);
+    w.sample("coap_edge_telemetry_total", R"(event="post_failure")", u.telemetry_post_failures);
+    w.sample("coap_edge_telemetry_total", R"(event="dropped_full")", u.queue.dropped_full);
+    w.sample("coap_edge_telemetry_total", R"(event="refused_full")", u.queue.refused_full);
+    w.sample("coap_edge_telemetry_total", R"(event="expired")", u.queue.expired);
+    w.family("coap_edge_queue_depth", "gauge", "Telemetry values waiting for the upstream.");
+    w.sample("coap_edge_queue_depth", "", u.queue.depth);
+    w.family("coap_edge_queue_bytes", "gauge", "Bytes of telemetry waiting for the upstream.");
+    w.sample("coap_edge_queue_bytes", "", u.queue.bytes);
+    w.family("coap_edge_queue_oldest_seconds", "gauge", "Age of the oldest value waiting.");
+    w.sample("coap_edge_queue_oldest_seconds", "", static_cast<std::uint64_t>(std::max<std::int64_t>(0, u.queue_oldest_age_s.value_or(0))));
+  }
   return std::move(w.out);
 }
 

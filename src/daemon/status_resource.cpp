@@ -22,6 +22,30 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
   const auto& d = s.discovery;
   const auto& r = d.registry;
   const auto& x = s.relay;
+  const auto& u = s.upstream;
+  nlohmann::json upstream = {{"state", u.state},
+                             {"address", u.address},
+                             {"last_error", u.last_error},
+                             {"connects", u.connects},
+                             {"established", u.established},
+                             {"failures", u.failures},
+                             {"requests_served", u.requests_served},
+                             {"rd", {{"registrations", u.rd_registrations}, {"failures", u.rd_failures}}}};
+  if (u.telemetry) {
+    upstream["telemetry"] = {{"posts", u.telemetry_posts},
+                             {"post_failures", u.telemetry_post_failures},
+                             {"values_sent", u.telemetry_values_sent},
+                             {"queue",
+                              {{"depth", u.queue.depth},
+                               {"bytes", u.queue.bytes},
+                               {"oldest_age_s", u.queue_oldest_age_s ? nlohmann::json(*u.queue_oldest_age_s) : nlohmann::json()},
+                               {"pushed", u.queue.pushed},
+                               {"acked", u.queue.acked},
+                               {"dropped_full", u.queue.dropped_full},
+                               {"refused_full", u.queue.refused_full},
+                               {"expired", u.queue.expired},
+                               {"errors", u.queue.errors}}}};
+  }
   return {
       {"agent", s.agent_name},
       {"version", COAP_EDGE_VERSION},
@@ -108,6 +132,7 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
           {"notifications", x.notifications},
           {"cancelled", x.observations_cancelled},
           {"restored", x.observations_restored}}}}},
+      {"upstream", std::move(upstream)},
   };
 }
 

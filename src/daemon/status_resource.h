@@ -8,6 +8,7 @@
 #include "daemon/rate_filter.h"
 #include "policy/acl.h"
 #include "relay/node_proxy.h"
+#include "relay/upstream_link.h"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -26,6 +27,7 @@ struct StatusSnapshot {
   LimitCounts limits;          ///< rate limiting since start
   DiscoveryStatus discovery;   ///< node registry, RD, multicast probes, DNS-SD
   relay::ProxyStats relay;     ///< the /nodes/... and Proxy-Uri relay, its cache and Observe
+  relay::UpstreamStatus upstream;  ///< state "off" without [upstream]
 };
 
 /// The document served at /status (see statusJson for its shape).

@@ -96,11 +96,23 @@ bool hasAttribute(const discovery::Link& link, std::string_view name) {
   return std::any_of(link.attributes.begin(), link.attributes.end(), [&](const auto& a) { return a.name == name; });
 }
 
-const discovery::NodeAddress* plainAddress(const discovery::NodeRecord& node) {
+// Where to send a request for `node`: a plain coap address, else the DTLS session a node that
+// registered itself over coaps still holds with us (asked back over it, as RD simple
+// registration does). The gateway has no client credentials for coaps nodes otherwise.
+struct Route {
+  std::string host;
+  std::uint16_t port = 0;
+  const void* over_session = nullptr;
+};
+
+std::optional<Route> routeTo(const coap::Server& server, const discovery::NodeRecord& node) {
   for (const auto& a : node.addresses) {
-    if (!a.secure) return &a;
+    if (!a.secure) return Route{a.host, a.port, nullptr};
   }
-  return nullptr;
+  for (const auto& a : node.addresses) {
+    if (const void* s = server.peerSession(a.host, a.port)) return Route{a.host, a.port, s};
+  }
+  return std::nullopt;
 }
 
 coap::Response mapFailure(const coap::ClientResult& result, ProxyStats& stats) {
@@ -152,6 +164,11 @@ void NodeProxy::setSettings(const ProxySettings& settings) {
   const bool observe = settings_.observe;
   settings_ = settings;
   settings_.observe = observe;
+}
+
+void NodeProxy::setValueSink(ValueSink sink) {
+  sink_ = std::move(sink);
+  tick();  // start observing what is known already
 }
 
 ProxyStats NodeProxy::stats() const {
@@ -297,16 +314,18 @@ void NodeProxy::relay(const coap::Request& request, coap::Responder respond, con
 
 void NodeProxy::exchange(const coap::Request& request, const Split& split, const discovery::NodeRecord& node,
                          const std::string& key, bool /*requester_secure*/, std::optional<std::string> revalidate_etag) {
-  const discovery::NodeAddress* address = plainAddress(node);
-  if (address == nullptr) {
+  const auto route = routeTo(server_, node);
+  if (!route) {
     ++stats_.bad_gateway;
-    coalescer_.complete(key, plain(coap::Code::bad_gateway, "the node speaks only coaps; the gateway has no credentials for it"));
+    coalescer_.complete(key, plain(coap::Code::bad_gateway,
+                                   "the node speaks only coaps and holds no session with the gateway"));
     return;
   }
   ++stats_.forwarded;
   coap::OutgoingRequest out;
-  out.host = address->host;
-  out.port = address->port;
+  out.host = route->host;
+  out.port = route->port;
+  out.over_session = route->over_session;
   out.method = request.method;
   out.path = joinPath(split.segments);
   out.query = request.query;
@@ -564,18 +583,20 @@ void NodeProxy::startObservation(const std::string& key) {
   if (it == observed_.end()) return;
   Observed& o = it->second;
   const discovery::NodeRecord* node = registry_.find(o.node_id);
-  const discovery::NodeAddress* address = node != nullptr ? plainAddress(*node) : nullptr;
-  if (address == nullptr) {
+  const auto route = node != nullptr ? routeTo(server_, *node) : std::nullopt;
+  if (!route) {
     for (auto& w : o.waiting) {
       ++stats_.bad_gateway;
-      w(plain(coap::Code::bad_gateway, "the node cannot be reached over plain coap"));
+      w(plain(coap::Code::bad_gateway, "the node speaks only coaps and holds no session with the gateway"));
     }
     o.waiting.clear();
+    o.retry_at = Clock::now() + kRetryMax;
     return;
   }
   coap::OutgoingRequest out;
-  out.host = address->host;
-  out.port = address->port;
+  out.host = route->host;
+  out.port = route->port;
+  out.over_session = route->over_session;
   out.path = o.node_path;
   out.observe = true;
   out.timeout = settings_.timeout;
@@ -609,6 +630,7 @@ void NodeProxy::onObservationAnswer(const std::string& key, const coap::ClientRe
     o.latest = answer;
     o.last_notification = now;
     o.failures = 0;
+    if (sink_) sink_(o.node_id, o.node_path, answer);
     if (o.round > 0) ++stats_.observations_restored;
     if (o.last_observers > 0 && o.round > 0) {
       // Observers that stayed while the observation was re-made get the value now.
@@ -641,7 +663,7 @@ void NodeProxy::onNotification(const std::string& key, const coap::ClientResult&
     o.retry_at = Clock::now() + kRetryMin;
     return;
   }
-  if (o.round_open && o.answered == 0) {
+  if (o.round_open && o.answered == 0 && !sink_) {
     // Nobody received the last notification: every observer has left. Stop observing the node.
     ++stats_.observations_cancelled;
     o.last_observers = 0;
@@ -654,6 +676,7 @@ void NodeProxy::onNotification(const std::string& key, const coap::ClientResult&
   o.latest = result.response;
   o.last_notification = Clock::now();
   ++stats_.notifications;
+  if (sink_) sink_(o.node_id, o.node_path, result.response);
   o.round_open = true;
   o.answered = 0;
   ++o.round;
@@ -677,7 +700,7 @@ void NodeProxy::tick() {
       continue;
     }
     if (o.round_open) o.last_observers = std::max(o.last_observers, o.answered);
-    const bool wanted = o.last_observers > 0 || !o.waiting.empty();
+    const bool wanted = sink_ || o.last_observers > 0 || !o.waiting.empty();
     if (!wanted) continue;
     if (o.observation && !o.registering && o.latest) {
       const std::uint32_t max_age = o.latest->max_age.value_or(kDefaultMaxAge);

@@ -35,6 +35,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -90,6 +91,11 @@ class NodeProxy {
   bool mapForwardRequest(coap::Request& request);
   /// Periodic upkeep (every second or so): observations to restore, grace periods that ended.
   void tick();
+  /// Where every value a node reports goes (the telemetry queue). Setting one pins every
+  /// observable node resource: the gateway observes it while its node is known, whether or not
+  /// anyone downstream observes it too.
+  using ValueSink = std::function<void(const std::string& node_id, const std::string& path, const coap::Response& value)>;
+  void setValueSink(ValueSink sink);
   /// New limits and cache size (SIGHUP); cached entries and buckets are kept where they fit.
   void setSettings(const ProxySettings& settings);
 
@@ -149,6 +155,7 @@ class NodeProxy {
   std::map<std::string, Observed, std::less<>> observed_;  ///< by server path "nodes/{id}/{path}"
   ProxyStats stats_;
   std::uint64_t unsafe_seq_ = 0;
+  ValueSink sink_;  ///< set: every observable resource is observed (telemetry)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< callbacks outliving us see false
 };
 
