@@ -1,6 +1,7 @@
 #include "relay/node_proxy.h"
 
 #include "common/log.h"
+#include "relay/proxy_target.h"
 
 #include <algorithm>
 #include <cctype>
@@ -33,33 +34,6 @@ coap::Response plain(coap::Code code, std::string text = {}) {
 
 policy::Nanos nowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// A Request::path segment back into the bytes of the Uri-Path option (the server wrote bytes
-// outside pchar as %XX).
-std::optional<std::string> decodeSegment(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hexValue(s[i + 1]);
-    const int lo = hexValue(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
 }
 
 std::string joinPath(const std::vector<std::string>& segments) {
@@ -192,19 +166,10 @@ std::optional<NodeProxy::Split> NodeProxy::splitPath(std::string_view path) {
   path.remove_prefix(kPrefix.size());
   const std::size_t slash = path.find('/');
   if (slash == std::string_view::npos || slash == 0) return std::nullopt;
-  Split out;
-  out.node_id = std::string(path.substr(0, slash));
-  std::string_view rest = path.substr(slash + 1);
-  while (true) {
-    const std::size_t cut = rest.find('/');
-    auto seg = decodeSegment(rest.substr(0, cut));
-    // A '/' inside a segment cannot be written as Uri-Path text here; such a request is refused.
-    if (!seg || seg->find('/') != std::string::npos) return std::nullopt;
-    out.segments.push_back(std::move(*seg));
-    if (cut == std::string_view::npos) break;
-    rest.remove_prefix(cut + 1);
-  }
-  return out;
+  auto segments = decodePathSegments(path.substr(slash + 1));
+  // A '/' inside a segment cannot be written as Uri-Path text here; such a request is refused.
+  if (!segments) return std::nullopt;
+  return Split{std::string(path.substr(0, slash)), std::move(*segments)};
 }
 
 coap::Response NodeProxy::fromCache(const CachedResponse& cached, std::uint32_t max_age_left) {
@@ -379,95 +344,20 @@ void NodeProxy::exchange(const coap::Request& request, const Split& split, const
 }
 
 bool NodeProxy::mapForwardRequest(coap::Request& request) {
-  // Proxy-Uri: "coap://host[:port]/path?query"; Proxy-Scheme: the scheme, with Uri-Host/-Port
-  // and the Uri-Path/-Query of the request itself (RFC 7252 §5.7.2, §6.5).
-  std::string scheme;
-  std::string host;
-  std::optional<std::uint16_t> port;
-  std::vector<std::string> segments;
-  std::string query;
-  if (!request.proxy_uri.empty()) {
-    std::string_view uri = request.proxy_uri;
-    const std::size_t colon = uri.find("://");
-    if (colon == std::string_view::npos || uri.size() > 1034) return false;
-    scheme = std::string(uri.substr(0, colon));
-    uri.remove_prefix(colon + 3);
-    const std::size_t end_authority = std::min(uri.find_first_of("/?#"), uri.size());
-    std::string_view authority = uri.substr(0, end_authority);
-    uri.remove_prefix(end_authority);
-    if (!authority.empty() && authority.front() == '[') {
-      const std::size_t close = authority.find(']');
-      if (close == std::string_view::npos) return false;
-      host = std::string(authority.substr(1, close - 1));
-      authority.remove_prefix(close + 1);
-    } else {
-      const std::size_t c = authority.rfind(':');
-      host = std::string(authority.substr(0, c));
-      authority.remove_prefix(c == std::string_view::npos ? authority.size() : c);
-    }
-    if (!authority.empty()) {
-      if (authority.front() != ':' || authority.size() < 2 || authority.size() > 6) return false;
-      unsigned value = 0;
-      for (char ch : authority.substr(1)) {
-        if (ch < '0' || ch > '9') return false;
-        value = value * 10 + static_cast<unsigned>(ch - '0');
-      }
-      if (value == 0 || value > 65535) return false;
-      port = static_cast<std::uint16_t>(value);
-    }
-    const std::size_t q = uri.find('?');
-    std::string_view path = uri.substr(0, q);
-    if (q != std::string_view::npos) query = std::string(uri.substr(q + 1));
-    if (!path.empty() && path.front() == '/') path.remove_prefix(1);
-    while (!path.empty()) {
-      const std::size_t cut = path.find('/');
-      auto seg = decodeSegment(path.substr(0, cut));
-      if (!seg || seg->find('/') != std::string::npos) return false;
-      segments.push_back(std::move(*seg));
-      if (cut == std::string_view::npos) break;
-      path.remove_prefix(cut + 1);
-    }
-  } else if (!request.proxy_scheme.empty()) {
-    scheme = request.proxy_scheme;
-    host = request.uri_host;
-    port = request.uri_port;
-    if (!request.path.empty()) {
-      std::string_view path = request.path;
-      while (true) {
-        const std::size_t cut = path.find('/');
-        auto seg = decodeSegment(path.substr(0, cut));
-        if (!seg || seg->find('/') != std::string::npos) return false;
-        segments.push_back(std::move(*seg));
-        if (cut == std::string_view::npos) break;
-        path.remove_prefix(cut + 1);
-      }
-    }
-    query = request.query;
-  } else {
+  const auto target = proxyTarget(request);
+  // Only plain coap to a node's own address: the gateway is no open proxy.
+  if (!target || target->scheme != "coap" || target->segments.empty() ||
+      target->host.size() > discovery::kMaxHostLength) {
     return false;
   }
-  // Only plain coap to a node's own address: the gateway is no open proxy.
-  if (scheme != "coap" || host.empty() || host.size() > discovery::kMaxHostLength || segments.empty()) return false;
-  const discovery::NodeRecord* node = registry_.findByAddress(discovery::NodeAddress{host, port.value_or(5683), false});
+  const discovery::NodeRecord* node =
+      registry_.findByAddress(discovery::NodeAddress{target->host, target->port.value_or(5683), false});
   if (node == nullptr) return false;
   ++stats_.forward_requests;
   std::string mapped = "nodes/" + node->id;
-  for (const auto& s : segments) {
-    mapped.push_back('/');
-    for (char ch : s) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (std::isalnum(c) != 0 || std::string_view("-._~!$&'()*+,;=:@").find(static_cast<char>(c)) != std::string_view::npos) {
-        mapped.push_back(static_cast<char>(c));
-      } else {
-        static constexpr char kHex[] = "0123456789ABCDEF";
-        mapped.push_back('%');
-        mapped.push_back(kHex[c >> 4]);
-        mapped.push_back(kHex[c & 15]);
-      }
-    }
-  }
+  for (const auto& s : target->segments) mapped += "/" + encodePathSegment(s);
   request.path = std::move(mapped);
-  request.query = std::move(query);
+  request.query = target->query;
   return true;
 }
 
