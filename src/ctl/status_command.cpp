@@ -140,6 +140,39 @@ int status(Invocation& inv) {
                            pi.value("rejected", 0), pi.value("dropped", 0), pi.value("buckets", 0),
                            ha.value("refused", 0), ha.value("buckets", 0));
   }
+  if (doc.contains("relay")) {
+    const auto& r = doc["relay"];
+    const auto& c = r["cache"];
+    const auto& o = r["observe"];
+    inv.out << fmt::format("relay: {} requests, {} to nodes ({} in flight), {} cache hits ({} entries, {} KB), {} "
+                           "coalesced, {} timed out, {} bad gateway, {} busy, {} node limited; forward proxy {} "
+                           "served, {} refused; observe: {} relations, {} observers, {} notifications\n",
+                           r.value("requests", 0), r.value("forwarded", 0), r.value("in_flight", 0),
+                           c.value("hits", 0), c.value("entries", 0), c.value("bytes", 0) / 1024,
+                           r.value("coalesced", 0), r.value("timeouts", 0), r.value("bad_gateway", 0),
+                           r.value("busy", 0), doc["limits"]["per_node"].value("rejected", 0),
+                           r["forward_proxy"].value("requests", 0), r["forward_proxy"].value("refused", 0),
+                           o.value("relations", 0), o.value("observers", 0), o.value("notifications", 0));
+  }
+  if (doc.contains("upstream") && doc["upstream"].value("state", "off") != "off") {
+    const auto& u = doc["upstream"];
+    inv.out << fmt::format("upstream: {}{}, {} sessions established, {} failures, {} requests served, {} RD "
+                           "registrations{}\n",
+                           u.value("state", "?"), u.value("address", "").empty() ? "" : " to " + u.value("address", ""),
+                           u.value("established", 0), u.value("failures", 0), u.value("requests_served", 0),
+                           u["rd"].value("registrations", 0),
+                           u.value("last_error", "").empty() ? "" : " (last error: " + u.value("last_error", "") + ")");
+    if (u.contains("telemetry")) {
+      const auto& t = u["telemetry"];
+      const auto& q = t["queue"];
+      inv.out << fmt::format("telemetry: {} values sent in {} POSTs ({} failed); queue {} values, {} KB, oldest {}, "
+                             "{} dropped when full, {} expired\n",
+                             t.value("values_sent", 0), t.value("posts", 0), t.value("post_failures", 0),
+                             q.value("depth", 0), q.value("bytes", 0) / 1024,
+                             q["oldest_age_s"].is_number() ? ageText(q["oldest_age_s"].get<std::int64_t>()) : "-",
+                             q.value("dropped_full", 0) + q.value("refused_full", 0), q.value("expired", 0));
+    }
+  }
   const auto& list = doc["session_list"];
   if (list.is_array() && !list.empty()) {
     inv.out << fmt::format("\n{:<32} {:<5} {:<40} {}\n", "IDENTITY", "AUTH", "PEER", "AGE");

@@ -235,6 +235,11 @@ TEST_F(UpstreamLab, TheUpstreamUsesTheSessionTheGatewayOpened) {
   ASSERT_TRUE(s.is_object());
   EXPECT_EQ(s["upstream"]["established"], 1) << s.dump();
   EXPECT_GE(s["upstream"]["requests_served"].get<int>(), 5) << s.dump();
+  // What an operator sees.
+  const auto ctl_status = ctl(dir_ / "agent.toml", {"status"});
+  EXPECT_EQ(ctl_status.exit_code, 0) << ctl_status.err;
+  EXPECT_NE(ctl_status.out.find("upstream: up to " + lab_->ipv4("up")), std::string::npos) << ctl_status.out;
+  EXPECT_NE(ctl_status.out.find("relay: "), std::string::npos) << ctl_status.out;
 }
 
 TEST_F(UpstreamLab, TelemetryArrivesInOrderAcrossAnOutageAndAKillOfTheAgent) {
