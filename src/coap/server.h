@@ -270,6 +270,9 @@ struct ServerStats {
   std::uint64_t dtls_sessions_allocated = 0;
   /// Proxy-Uri / Proxy-Scheme requests for anything but a known node (5.05): never an open proxy.
   std::uint64_t proxy_refused = 0;
+  /// Datagrams (plain, or DTLS records once decrypted) that were no valid CoAP message, and
+  /// responses to our requests that were malformed: dropped by libcoap (COAP_EVENT_BAD_PACKET).
+  std::uint64_t malformed_packets = 0;
   /// requests[method - 1][ResponseClass]
   std::array<std::array<std::uint64_t, kResponseClassCount>, kMethodCount> requests{};
 };

@@ -160,6 +160,10 @@ struct ServerCallbacks {
       Server* self = serverOf(session);
       if (self == nullptr) return 0;
       // Our own client sessions (requests to nodes, the upstream) are not peers of the server.
+      if (event == COAP_EVENT_BAD_PACKET) {
+        ++self->stats_.malformed_packets;
+        return 0;
+      }
       if (coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT) {
         (void)self->onUpstreamEvent(session, event);
         return 0;

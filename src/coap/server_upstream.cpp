@@ -8,7 +8,6 @@
 #include "coap/server.h"
 #include "coap/session_util.h"
 
-#include "common/log.h"
 
 #include <coap3/coap.h>
 
@@ -19,7 +18,6 @@
 namespace coap_edge::coap {
 namespace {
 
-constexpr std::string_view kLogTag = "upstream";
 // Handshake retransmissions to the upstream: a wired uplink, so libcoap's LAN timers (1 s
 // doubling) rather than the 802.15.4 defaults the downstream side may use.
 constexpr std::uint8_t kMaxRetransmit = 4;

@@ -98,6 +98,8 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_discovery_total", R"(event="rd_refused")", d.rd_refused);
   w.sample("coap_edge_discovery_total", R"(event="dns_sd_found")", d.dns_sd_found);
   w.sample("coap_edge_discovery_total", R"(event="dns_sd_reconnect")", d.dns_sd_reconnects);
+  w.family("coap_edge_malformed_packets_total", "counter", "CoAP messages dropped as malformed.");
+  w.sample("coap_edge_malformed_packets_total", "", s.server.malformed_packets);
   const auto& x = s.relay;
   w.family("coap_edge_relay_total", "counter", "Requests relayed to nodes, by what became of them.");
   w.sample("coap_edge_relay_total", R"(event="request")", x.requests);

@@ -75,6 +75,7 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
         {"refused", st.handshakes_refused},
         {"sessions_allocated", st.dtls_sessions_allocated}}},
       {"requests", std::move(requests)},
+      {"packets", {{"malformed", st.malformed_packets}}},
       {"limits",
        {{"per_identity", {{"rejected", l.per_identity_rejected},
                           {"dropped", l.per_identity_dropped},

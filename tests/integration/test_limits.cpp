@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <iostream>
@@ -267,7 +269,25 @@ TEST_F(Limits, HandshakesPerAddressAreLimitedAndCounted) {
 
 TEST_F(Limits, PrometheusFileParsesAndMatchesStatus) {
   const auto prom = dir_ / "coap-edge.prom";
-  ASSERT_NO_FATAL_FAILURE(start(kRates, "metrics_file = \"" + prom.string() + "\"\nmetrics_interval = \"1s\"\n"));
+  const std::uint16_t plain = freeUdpPort();
+  ASSERT_NO_FATAL_FAILURE(start(kRates, "metrics_file = \"" + prom.string() + "\"\nmetrics_interval = \"1s\"\n",
+                                "plain_listen = [\"127.0.0.1:" + std::to_string(plain) + "\"]\n"));
+  // Three datagrams that are no CoAP message (version 3; a truncated header; a token length of
+  // 15): dropped and counted, nothing answered.
+  {
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(plain);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (const std::string& bad : {std::string("\xff\x01\x02\x03", 4), std::string("\x40", 1), std::string("\x4f\x01\x00\x01", 4)}) {
+      ASSERT_EQ(sendto(fd, bad.data(), bad.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)),
+                static_cast<ssize_t>(bad.size()));
+    }
+    close(fd);
+    std::this_thread::sleep_for(300ms);
+  }
   PskSession flood(port_, "flood", kFloodKey);
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(flood.get("status"));
   (void)flood.get("status", false, std::nullopt, 500ms);
@@ -307,6 +327,9 @@ TEST_F(Limits, PrometheusFileParsesAndMatchesStatus) {
   EXPECT_EQ(value("coap_edge_handshakes_total|result=ok"), doc["handshakes"]["ok"].get<double>());
   EXPECT_EQ(value("coap_edge_acl_decisions_total|decision=allowed"), doc["acl"]["allowed"].get<double>());
   EXPECT_EQ(value("coap_edge_acl_rules|"), doc["acl"]["rules"].get<double>());
+  EXPECT_EQ(doc["packets"]["malformed"].get<double>(), 3.0) << doc.dump();
+  EXPECT_EQ(value("coap_edge_malformed_packets_total|"), doc["packets"]["malformed"].get<double>());
+  EXPECT_EQ(value("coap_edge_relay_total|event=request"), doc["relay"]["requests"].get<double>());
   EXPECT_EQ(value("coap_edge_requests_total|class=4xx,method=GET"), doc["requests"]["GET"]["4xx"].get<double>());
   // /status counts a request once answered: the file, written later, also has that one.
   EXPECT_EQ(value("coap_edge_requests_total|class=2xx,method=GET"),
