@@ -309,7 +309,7 @@ void NodeProxy::exchange(const coap::Request& request, const Split& split, const
   const std::string path = out.path;
   const bool has_cache_key = cacheable(method);
   std::weak_ptr<bool> alive = alive_;
-  server_.request(out, [this, alive, key, method, node_id, path, has_cache_key,
+  server_.request(out, [this, alive, key, node_id, path, has_cache_key,
                         revalidating = revalidate_etag.has_value()](const coap::ClientResult& result) {
     if (alive.expired()) return;
     coap::Response answer;

@@ -157,7 +157,9 @@ void RdRegistrationState::lost(std::string_view ep) {
 
 std::vector<std::string> RdRegistrationState::stale(std::span<const RdRegistration> plan) const {
   std::vector<std::string> out;
-  for (const auto& [ep, entry] : entries_) {
+  for (const auto& kv : entries_) {
+    // A plain reference: clang 14 cannot capture a structured binding in a lambda.
+    const std::string& ep = kv.first;
     const bool planned = std::any_of(plan.begin(), plan.end(), [&](const RdRegistration& r) { return r.ep == ep; });
     if (!planned) out.push_back(ep);
   }

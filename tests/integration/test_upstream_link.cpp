@@ -7,6 +7,7 @@
 #include "coap_clients.h"
 #include "harness.h"
 #include "netns_lab.h"
+#include "udp_impairment.h"
 #include "relay/senml.h"
 
 #include <gtest/gtest.h>
@@ -290,6 +291,60 @@ TEST_F(UpstreamLab, TelemetryArrivesInOrderAcrossAnOutageAndAKillOfTheAgent) {
                                      << queued_until / 10 << "." << queued_until % 10 << ")";
   }
   std::cout << values.size() << " values (" << duplicates << " duplicates) in " << posts << " POSTs\n";
+}
+
+// NAT rebinding (RFC 9146): the gateway's source port, as the upstream sees it, changes in the
+// middle of the session (a relay on loopback between them moves to a new socket). With the
+// DTLS Connection ID both ends negotiated, the upstream moves the session to the new address
+// on the first record that authenticates, and the session goes on without a new handshake.
+TEST(UpstreamNat, ANewSourcePortKeepsTheSessionThroughItsConnectionId) {
+  TempDir dir;
+  const std::uint16_t up_port = freeUdpPort();
+  const auto out = (dir / "peer.out").string();
+  Child peer({testpeerBinary(), "upstream", "--listen", "127.0.0.1:" + std::to_string(up_port), "--psk-identity",
+              kGatewayIdentity, "--psk-key", kUpstreamKey, "--observe", "/status", "--observe-seconds", "50", "--out", out,
+              "--exit-after", "60"},
+             std::map<std::string, std::string>{}, (dir / "peer.log").string());
+  ImpairedUdpRelay nat(up_port, Impairment{0.0, 0.0, 0.0, 0ms});
+  writeFile(dir / "upstream.key", hexOf(kUpstreamKey) + "\n");
+  std::filesystem::permissions(dir / "upstream.key", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::uint16_t port = freeUdpPort();
+  const std::string config =
+      "[agent]\nname = \"gw-nat\"\nstate_dir = \"" + (dir / "state").string() + "\"\nlog_level = \"debug\"\n"
+      "[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(port) + "\"]\n"
+      "[upstream]\nuri = \"coaps://127.0.0.1:" + std::to_string(nat.port()) + "\"\npsk_identity = \"" + kGatewayIdentity +
+      "\"\npsk_key_file = \"" + (dir / "upstream.key").string() + "\"\nkeepalive = \"5s\"\n"
+      "[[acl]]\nidentity = \"upstream\"\nallow = [\"GET /status\"]\n"
+      "[[acl]]\nidentity = \"" + std::string(kTester) + "\"\nallow = [\"GET /status\"]\n";
+  AgentUnderTest agent(dir, config);
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  ASSERT_EQ(ctl(agent.configFile(), {"keys", "import", "-"}, std::string(kTester) + "," + hexOf(kTesterKey) + "\n").exit_code, 0);
+  const auto statusOf = [&] {
+    return nlohmann::json::parse(pskGet(kGnutlsClient, port, kTester, kTesterKey, "status").out, nullptr, false);
+  };
+  for (int i = 0; i < 40 && readFile(out).find("OBSERVE /status -> 2.05") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(250ms);
+  }
+  ASSERT_NE(readFile(out).find("OBSERVE /status -> 2.05"), std::string::npos) << readFile(out) << agent.log();
+  const std::size_t before = countOf(readFile(out), "NOTIFY");
+  nat.rebind();
+  // A downstream session comes and goes: /status notifies its observer, the upstream, whose
+  // notification now leaves through the new port.
+  (void)statusOf();
+  bool notified = false;
+  for (int i = 0; i < 40 && !notified; ++i) {
+    std::this_thread::sleep_for(250ms);
+    notified = countOf(readFile(out), "NOTIFY") > before;
+  }
+  EXPECT_TRUE(notified) << readFile(out) << readFile(dir / "peer.log");
+  // Two keepalive periods later the session is still the first one: no new handshake.
+  std::this_thread::sleep_for(11s);
+  const auto s = statusOf();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["upstream"]["state"], "up") << s.dump();
+  EXPECT_EQ(s["upstream"]["established"], 1) << s.dump() << agent.log();
+  EXPECT_EQ(s["upstream"]["failures"], 0) << s.dump();
+  EXPECT_EQ(countOf(readFile(dir / "peer.log"), "established"), 1u) << readFile(dir / "peer.log");
 }
 
 }  // namespace

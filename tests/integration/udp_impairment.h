@@ -56,6 +56,9 @@ class ImpairedUdpRelay {
   ImpairedUdpRelay& operator=(const ImpairedUdpRelay&) = delete;
 
   [[nodiscard]] std::uint16_t port() const { return port_; }
+  /// NAT rebinding: from now on each client's datagrams reach the target from a new source
+  /// port (a fresh socket); what the target sends to the old port is lost.
+  void rebind() { rebind_ = true; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -94,9 +97,21 @@ class ImpairedUdpRelay {
     return fd;
   }
 
+  void rebindAll() {
+    for (auto& [key, fd] : back_) {
+      const int fresh = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (fresh < 0) continue;
+      clients_[fresh] = clients_[fd];
+      clients_.erase(fd);
+      close(fd);
+      fd = fresh;
+    }
+  }
+
   void loop() {
     std::array<std::uint8_t, 4096> buf{};
     while (!stop_) {
+      if (rebind_.exchange(false)) rebindAll();
       // Due datagrams first, in due order (reordered ones are due at once).
       const auto now = Clock::now();
       for (std::size_t i = 0; i < queue_.size();) {
@@ -136,6 +151,7 @@ class ImpairedUdpRelay {
   std::map<int, sockaddr_in> clients_;
   std::vector<Pending> queue_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> rebind_{false};
   std::thread thread_;
 };
 
