@@ -34,6 +34,12 @@ constexpr const char* kFloodKey = "flood-secret-key-0001";
 constexpr const char* kCalmKey = "calm-secret-key-00002";
 constexpr const char* kSlowKey = "slow-secret-key-00003";
 
+std::size_t countOf(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 struct Reply {
   int code = 0;                          ///< class*100+detail
   std::optional<std::uint32_t> max_age;  ///< Max-Age option, if present
@@ -89,7 +95,12 @@ class PskSession {
     size_t token_length = 0;
     coap_session_new_token(session_, &token_length, token.data());
     coap_add_token(pdu, token_length, token.data());
-    coap_add_option(pdu, COAP_OPTION_URI_PATH, path.size(), reinterpret_cast<const uint8_t*>(path.data()));
+    // One Uri-Path option per segment ("nodes/n/r/0").
+    for (std::size_t start = 0; start <= path.size();) {
+      const std::size_t end = std::min(path.find('/', start), path.size());
+      coap_add_option(pdu, COAP_OPTION_URI_PATH, end - start, reinterpret_cast<const uint8_t*>(path.data() + start));
+      start = end + 1;
+    }
     if (accept) {
       std::array<uint8_t, 4> buf{};
       const unsigned n = coap_encode_var_safe(buf.data(), buf.size(), *accept);
@@ -336,6 +347,71 @@ TEST_F(Limits, PrometheusFileParsesAndMatchesStatus) {
             doc["requests"]["GET"]["2xx"].get<double>() + 1.0);
 }
 
+// Per-node limits on the relay (RFC 8516): a node behind the gateway sees at most its
+// per_node rate however hard an identity pushes, the flooder gets 4.29 (its own rate) and 5.03
+// (the node's) with Max-Age, and another identity is served meanwhile. The node registered
+// itself at the gateway's RD over DTLS-PSK; the gateway relays back over that session.
+TEST_F(Limits, ANodeSeesNoMoreThanItsPerNodeRateWhileAnotherIdentityIsServed) {
+  ASSERT_NO_FATAL_FAILURE(start(R"([limits]
+per_identity = { rate = 5.0, burst = 5 }
+per_node = { rate = 2.0, burst = 2 }
+[[acl]]
+identity = "flood"
+allow = ["GET /nodes/**"]
+)"));
+  const auto imported = ctl(agent_->configFile(), {"keys", "import", "-"}, "node-a," + hexOf("node-a-secret-key-1") + "\n");
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  writeFile(dir_ / "node.key", hexOf("node-a-secret-key-1") + "\n");
+  const auto node_log = (dir_ / "node.log").string();
+  Child node({simnodeBinary(), "--name", "node-a", "--listen", "127.0.0.1:" + std::to_string(freeUdpPort()),
+              "--resources", "60", "--log-requests", "--rd", "coaps://127.0.0.1:" + std::to_string(port_),
+              "--psk-identity", "node-a", "--psk-key-file", (dir_ / "node.key").string()},
+             {}, node_log);
+  PskSession flood(port_, "flood", kFloodKey);
+  bool known = false;
+  for (int i = 0; i < 40 && !known; ++i) {
+    std::this_thread::sleep_for(250ms);
+    known = readFile(node_log).find("registered at") != std::string::npos;
+  }
+  ASSERT_TRUE(known) << readFile(node_log) << agent_->log();
+  std::this_thread::sleep_for(1500ms);  // both buckets full again after the registration
+  PskSession calm(port_, "calm", kCalmKey);
+  // 50 requests for 50 different resources (no cache hit can spare the node), as fast as the
+  // answers come: about 10x the flooder's rate of 5/s.
+  int ok = 0, identity_limited = 0, node_limited = 0, calm_ok = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i) {
+    const auto r = flood.get("nodes/node-a/r/" + std::to_string(i));
+    ASSERT_TRUE(r) << i;
+    if (r->code == 205) {
+      ++ok;
+    } else if (r->code == 429) {
+      ++identity_limited;
+      ASSERT_TRUE(r->max_age && *r->max_age >= 1) << "4.29 needs Max-Age";
+    } else if (r->code == 503) {
+      ++node_limited;
+      ASSERT_TRUE(r->max_age && *r->max_age >= 1) << "5.03 needs Max-Age";
+    } else {
+      ADD_FAILURE() << "unexpected " << r->code << " " << r->payload;
+    }
+    if (i % 10 == 0) {
+      const auto c = calm.get("status");
+      if (c && c->code == 205) ++calm_ok;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto reached = countOf(readFile(node_log), "request GET /r/");
+  std::cout << ok << " served, " << identity_limited << " 4.29, " << node_limited << " 5.03 in " << seconds
+            << " s; the node saw " << reached << "\n";
+  EXPECT_GT(identity_limited, 0);
+  EXPECT_GT(node_limited, 0);
+  EXPECT_EQ(static_cast<std::size_t>(ok), reached);
+  // burst 2 + 2 per second, and one token of slack for the clock between our two readings.
+  EXPECT_LE(static_cast<double>(reached), 2.0 + 2.0 * seconds + 1.0) << readFile(node_log);
+  EXPECT_EQ(calm_ok, 5);
+}
+
 /// Many DTLS-PSK clients in one process, each on its own socket (a distinct source port), all
 /// starting their handshake at once; driven together without blocking.
 class Storm {
@@ -382,7 +458,12 @@ class Storm {
       size_t token_length = 0;
       coap_session_new_token(c.session, &token_length, token.data());
       coap_add_token(pdu, token_length, token.data());
-      coap_add_option(pdu, COAP_OPTION_URI_PATH, path.size(), reinterpret_cast<const uint8_t*>(path.data()));
+      // One Uri-Path option per segment ("nodes/n/r/0").
+    for (std::size_t start = 0; start <= path.size();) {
+      const std::size_t end = std::min(path.find('/', start), path.size());
+      coap_add_option(pdu, COAP_OPTION_URI_PATH, end - start, reinterpret_cast<const uint8_t*>(path.data() + start));
+      start = end + 1;
+    }
       (void)coap_send(c.session, pdu);
     }
   }
