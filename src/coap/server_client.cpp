@@ -49,24 +49,6 @@ static_assert(static_cast<unsigned>(Method::get) == COAP_REQUEST_CODE_GET &&
               static_cast<unsigned>(Method::del) == COAP_REQUEST_CODE_DELETE &&
               static_cast<unsigned>(Method::ipatch) == COAP_REQUEST_CODE_IPATCH);
 
-// Numeric host (IPv6 link-local scope "%eth0" included) and port into libcoap's address.
-bool resolveNumeric(const std::string& host, std::uint16_t port, coap_address_t& out) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST;
-  hints.ai_socktype = SOCK_DGRAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return false;
-  coap_address_init(&out);
-  const bool ok = res->ai_addrlen <= sizeof(out.addr);
-  if (ok) {
-    std::memcpy(&out.addr, res->ai_addr, res->ai_addrlen);
-    out.size = res->ai_addrlen;
-    coap_address_set_port(&out, port);
-  }
-  freeaddrinfo(res);
-  return ok;
-}
-
 void addSegments(coap_pdu_t* pdu, coap_option_num_t number, std::string_view text, char separator) {
   while (!text.empty()) {
     const std::size_t cut = text.find(separator);
@@ -216,7 +198,7 @@ coap_session_t* Server::clientSessionFor(const OutgoingRequest& request, std::st
     return it->second.session;
   }
   coap_address_t dst;
-  if (!resolveNumeric(request.host, request.port, dst)) {
+  if (!detail::numericAddress(request.host, request.port, dst)) {
     error = "not a numeric address: " + request.host;
     return nullptr;
   }

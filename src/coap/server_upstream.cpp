@@ -18,33 +18,16 @@
 namespace coap_edge::coap {
 namespace {
 
-// Handshake retransmissions to the upstream: a wired uplink, so libcoap's LAN timers (1 s
-// doubling) rather than the 802.15.4 defaults the downstream side may use.
+// CoAP retransmissions of one confirmable message to the upstream (RFC 7252's default). The
+// DTLS handshake's own timers are the context's ([downstream] dtls_retransmit_min/max).
 constexpr std::uint8_t kMaxRetransmit = 4;
-
-bool numericAddress(const std::string& host, std::uint16_t port, coap_address_t& out) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST;
-  hints.ai_socktype = SOCK_DGRAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return false;
-  coap_address_init(&out);
-  const bool ok = res->ai_addrlen <= sizeof(out.addr);
-  if (ok) {
-    std::memcpy(&out.addr, res->ai_addr, res->ai_addrlen);
-    out.size = res->ai_addrlen;
-    coap_address_set_port(&out, port);
-  }
-  freeaddrinfo(res);
-  return ok;
-}
 
 }  // namespace
 
 bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler events, std::string& error) {
   disconnectUpstream();
   coap_address_t dst;
-  if (!numericAddress(target.host, target.port, dst)) {
+  if (!detail::numericAddress(target.host, target.port, dst)) {
     error = "not a numeric address: " + target.host;
     return false;
   }

@@ -5,9 +5,12 @@
 #include "coap/server.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <coap3/coap.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace coap_edge::coap::detail {
@@ -24,6 +27,25 @@ inline std::string remoteText(const coap_session_t* session) {
   std::array<unsigned char, INET6_ADDRSTRLEN + 8> buf{};
   const size_t n = coap_print_addr(addr, buf.data(), buf.size());
   return std::string(reinterpret_cast<const char*>(buf.data()), n);
+}
+
+/// A numeric host (IPv6 link-local scope "%eth0" included) and port as libcoap's address;
+/// false for anything that is not a numeric address (names are resolved elsewhere, off the loop).
+inline bool numericAddress(const std::string& host, std::uint16_t port, coap_address_t& out) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return false;
+  coap_address_init(&out);
+  const bool ok = res->ai_addrlen <= sizeof(out.addr);
+  if (ok) {
+    std::memcpy(&out.addr, res->ai_addr, res->ai_addrlen);
+    out.size = res->ai_addrlen;
+    coap_address_set_port(&out, port);
+  }
+  freeaddrinfo(res);
+  return ok;
 }
 
 /// The source IP of a session without its port: what handshake limits are keyed by.
