@@ -197,7 +197,9 @@ struct UpstreamTarget {
   std::string server_name;
   std::string psk_identity; ///< PSK mode: identity and key
   tls::SecretBytes psk_key;
-  std::optional<PkiFiles> pki;  ///< X.509 mode: our certificate and key, the CA for the server's
+  /// X.509 mode: not supported yet (libcoap shares one PKI setup per context between server and
+  /// client roles); connectUpstream() refuses it.
+  std::optional<PkiFiles> pki;
   /// The ACL identity of requests the upstream sends over this session.
   std::string identity = "upstream";
   bool use_cid = true;  ///< DTLS Connection ID (RFC 9146): NAT rebinding costs no handshake
@@ -494,7 +496,6 @@ class Server {
   UpstreamHandler upstream_events_;
   std::vector<std::pair<UpstreamEvent, std::string>> upstream_pending_;  ///< delivered from process()
   std::string upstream_sni_;            ///< libcoap keeps a pointer during setup
-  std::array<std::string, 3> upstream_pki_paths_;
   UpstreamStats upstream_stats_;
   std::chrono::steady_clock::time_point upstream_heard_{};
   coap_resource_t* proxy_resource_ = nullptr;  ///< owned by the context

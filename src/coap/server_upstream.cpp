@@ -1,9 +1,10 @@
 // The upstream session: the gateway as a DTLS client of the upstream service, on the server's own
 // context, so that requests the upstream sends back over it reach the same resources (role
 // reversal) and our requests to it use the same client machinery (server_client.cpp). libcoap
-// does the handshake, retransmission, block-wise and DTLS Connection ID; this file sets the
-// credentials up safely (the server certificate verified against the CA and the name) and turns
-// libcoap's session events into UpstreamEvents delivered from process().
+// does the handshake, retransmission, block-wise and DTLS Connection ID; this file sets up the
+// PSK credentials (X.509 is refused: libcoap keeps one certificate setup per context, which
+// the downstream server owns) and turns libcoap's session events into UpstreamEvents
+// delivered from process().
 
 #include "coap/server.h"
 #include "coap/session_util.h"
@@ -26,6 +27,12 @@ constexpr std::uint8_t kMaxRetransmit = 4;
 
 bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler events, std::string& error) {
   disconnectUpstream();
+  if (target.pki) {
+    // One PKI setup per libcoap context, shared with the downstream server (see the agent's
+    // checkReferencedFiles): never replace the server's certificate and CA with ours.
+    error = "X.509 client sessions are not supported on the server's context";
+    return false;
+  }
   coap_address_t dst;
   if (!detail::numericAddress(target.host, target.port, dst)) {
     error = "not a numeric address: " + target.host;
@@ -35,28 +42,7 @@ bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler event
   upstream_sni_ = target.server_name;
   char* sni = upstream_sni_.empty() ? nullptr : upstream_sni_.data();
   coap_session_t* session = nullptr;
-  if (target.pki) {
-    upstream_pki_paths_ = {target.pki->certificate.string(), target.pki->private_key.string(), target.pki->ca.string()};
-    coap_dtls_pki_t pki;
-    std::memset(&pki, 0, sizeof(pki));
-    pki.version = COAP_DTLS_PKI_SETUP_VERSION;
-    // The upstream must prove who it is: chain to our CA, valid now, and (through the SNI name,
-    // which libcoap hands to mbedtls_ssl_set_hostname) named as configured.
-    pki.verify_peer_cert = 1;
-    pki.check_common_ca = 1;
-    pki.allow_self_signed = 0;
-    pki.allow_expired_certs = 0;
-    pki.cert_chain_validation = 1;
-    pki.cert_chain_verify_depth = 3;
-    pki.allow_no_crl = 1;
-    pki.use_cid = target.use_cid ? 1 : 0;
-    pki.client_sni = sni;
-    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
-    pki.pki_key.key.pem.public_cert = upstream_pki_paths_[0].c_str();
-    pki.pki_key.key.pem.private_key = upstream_pki_paths_[1].c_str();
-    pki.pki_key.key.pem.ca_file = upstream_pki_paths_[2].c_str();
-    session = coap_new_client_session_pki(context_.get(), nullptr, &dst, COAP_PROTO_DTLS, &pki);
-  } else {
+  {
     coap_dtls_cpsk_t cpsk;
     std::memset(&cpsk, 0, sizeof(cpsk));
     cpsk.version = COAP_DTLS_CPSK_SETUP_VERSION;

@@ -309,7 +309,10 @@ void NodeProxy::exchange(const coap::Request& request, const Split& split, const
   const std::string path = out.path;
   const bool has_cache_key = cacheable(method);
   std::weak_ptr<bool> alive = alive_;
-  server_.request(out, [this, alive, key, node_id, path, has_cache_key,
+  // An answer that came over DTLS (the node's own session) is never served from the cache to a
+  // request that is not secure (RFC 7252 §11.2).
+  const bool secure_exchange = route->over_session != nullptr;
+  server_.request(out, [this, alive, key, node_id, path, has_cache_key, secure_exchange,
                         revalidating = revalidate_etag.has_value()](const coap::ClientResult& result) {
     if (alive.expired()) return;
     coap::Response answer;
@@ -331,7 +334,7 @@ void NodeProxy::exchange(const coap::Request& request, const Split& split, const
           const auto code = static_cast<unsigned>(answer.code);
           if (code == 205 || code >= 400) {
             (void)cache_->store(key, CachedResponse{answer.code, answer.content_format, answer.payload, answer.etag},
-                                answer.max_age, false, now);
+                                answer.max_age, secure_exchange, now);
           }
         }
       } else if (cache_ && !has_cache_key) {

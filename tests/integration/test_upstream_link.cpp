@@ -347,5 +347,25 @@ TEST(UpstreamNat, ANewSourcePortKeepsTheSessionThroughItsConnectionId) {
   EXPECT_EQ(countOf(readFile(dir / "peer.log"), "established"), 1u) << readFile(dir / "peer.log");
 }
 
+// X.509 to the upstream is refused at start-up, naming the line: libcoap 4.3.5 keeps one
+// certificate setup per context, so a client certificate for the upstream would replace the
+// downstream server's certificate and CA (and with downstream PSK on, the client would not use
+// it at all). Refusing is the safe answer until libcoap keeps the two roles apart.
+TEST(UpstreamX509, IsRefusedWithTheLineRatherThanReplacingTheServersCertificate) {
+  TempDir dir;
+  const TestPki pki = makeTestPki(dir.path());
+  const std::string config =
+      "[agent]\nname = \"gw-x509\"\nstate_dir = \"" + (dir / "state").string() + "\"\n"
+      "[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(freeUdpPort()) + "\"]\n"
+      "[upstream]\nuri = \"coaps://127.0.0.1:5684\"\ncertificate = \"" + pki.dev_crt.string() +
+      "\"\nprivate_key = \"" + pki.dev_key.string() + "\"\nca = \"" + pki.ca_crt.string() +
+      "\"\nserver_name = \"localhost\"\n";
+  writeFile(dir / "agent.toml", config);
+  const auto checked = run({agentBinary(), "--config", (dir / "agent.toml").string(), "--check-config"}, 20s);
+  EXPECT_EQ(checked.exit_code, 78) << checked.out << checked.err;
+  EXPECT_NE(checked.err.find("agent.toml:8:15:"), std::string::npos) << checked.err;
+  EXPECT_NE(checked.err.find("X.509 is not supported"), std::string::npos) << checked.err;
+}
+
 }  // namespace
 }  // namespace coap_edge::test
