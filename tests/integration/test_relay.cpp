@@ -184,7 +184,7 @@ TEST_F(RelayLab, LargeBodiesTravelBlockwiseBothWays) {
   // 3000 bytes up (Block1 to the gateway, reassembled, Block1 again to the node): the node
   // takes at most 32 and says so with its own 4.13.
   const auto put = peer({"-e", std::string(3000, 'x'), "put", nodeUri("actuators/led")});
-  EXPECT_EQ(put.exit_code, 2) << put.err;
+  EXPECT_EQ(put.exit_code, 2) << put.err << agentLogTail();
   EXPECT_NE(put.err.find("4.13"), std::string::npos) << put.err;
   EXPECT_EQ(nodeRequests("PUT /actuators/led"), 1u) << nodeLog();
 }
