@@ -49,6 +49,8 @@ static_assert(static_cast<unsigned>(Method::get) == COAP_REQUEST_CODE_GET &&
               static_cast<unsigned>(Method::del) == COAP_REQUEST_CODE_DELETE &&
               static_cast<unsigned>(Method::ipatch) == COAP_REQUEST_CODE_IPATCH);
 
+void releasePayload(coap_session_t*, void* app_ptr) { delete static_cast<std::string*>(app_ptr); }
+
 void addSegments(coap_pdu_t* pdu, coap_option_num_t number, std::string_view text, char separator) {
   while (!text.empty()) {
     const std::size_t cut = text.find(separator);
@@ -253,9 +255,12 @@ RequestId Server::request(const OutgoingRequest& request, ResponseCallback done,
       coap_add_option(pdu, COAP_OPTION_ACCEPT, n, buf.data());
     }
     if (!request.payload.empty()) {
-      // libcoap sends it block-wise (Block1) if it does not fit; it copies the data.
-      coap_add_data_large_request(session, pdu, request.payload.size(),
-                                  reinterpret_cast<const uint8_t*>(request.payload.data()), nullptr, nullptr);
+      // libcoap sends it block-wise (Block1) if it does not fit, reading the later blocks from
+      // our buffer long after this call: it keeps the pointer, not a copy, so the buffer lives
+      // until libcoap releases it (also when it fails).
+      auto* copy = new std::string(request.payload);
+      coap_add_data_large_request(session, pdu, copy->size(), reinterpret_cast<const uint8_t*>(copy->data()),
+                                  &releasePayload, copy);
     }
   }
   if (pdu == nullptr || coap_send(session, pdu) == COAP_INVALID_MID) {
