@@ -95,7 +95,8 @@ class UpstreamLab : public ::testing::Test {
         "\"\npsk_key_file = \"" + (dir_ / "upstream.key").string() +
         "\"\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\nkeepalive = \"5s\"\nlifetime = \"60s\"\n" +
         upstream_extra +
-        "[[acl]]\nidentity = \"" + kTester + "\"\nallow = [\"GET /nodes\", \"GET /nodes/**\", \"GET /status\"]\n"
+        "[[acl]]\nidentity = \"" + kTester + "\"\nallow = [\"GET /nodes\", \"GET /nodes/**\", \"GET /status\", "
+        "\"PUT /nodes/*/actuators/**\"]\n"
         "[[acl]]\nidentity = \"upstream\"\nallow = [\"GET /nodes/**\", \"PUT /nodes/*/actuators/**\"]\n";
     writeFile(dir_ / "agent.toml", config);
     return dir_ / "agent.toml";
@@ -291,6 +292,64 @@ TEST_F(UpstreamLab, TelemetryArrivesInOrderAcrossAnOutageAndAKillOfTheAgent) {
                                      << queued_until / 10 << "." << queued_until % 10 << ")";
   }
   std::cout << values.size() << " values (" << duplicates << " duplicates) in " << posts << " POSTs\n";
+}
+
+// The queue's bound (queue_max_bytes, drop_oldest): with the upstream away, 150 values of the
+// node's LED (set through the relay, so that the test knows every value) overflow a 4 KiB queue;
+// when the upstream comes, it gets an unbroken run of the newest ones, and the oldest were
+// dropped and counted.
+TEST_F(UpstreamLab, AFullQueueDropsTheOldestValuesAndCountsThem) {
+  startAgent("telemetry_path = \"/telemetry/{node}\"\ntelemetry_format = \"senml+json\"\n"
+             "queue_max_bytes = 4096\nqueue_when_full = \"drop_oldest\"\n");
+  const std::string id = waitForNode(30s);
+  ASSERT_FALSE(id.empty()) << agent_->log();
+  // Both of the node's observable resources are observed (telemetry) before the first PUT.
+  ASSERT_TRUE(waitForStatus([](const nlohmann::json& s) { return s["relay"]["observe"]["relations"].get<int>() >= 2; }, 15s))
+      << status().dump();
+  constexpr int kValues = 150;
+  for (int i = 0; i < kValues; ++i) {
+    char value[8];
+    std::snprintf(value, sizeof(value), "v%03d", i);
+    const auto put = run(lab_->inHost("gw", {testpeerBinary(), "client", "--timeout", "10", "--psk-identity", kTester,
+                                             "--psk-key", kTesterKey, "-e", value, "put",
+                                             agentUri("nodes/" + id + "/actuators/led")}),
+                         20s);
+    ASSERT_EQ(put.exit_code, 0) << i << ": " << put.err;
+  }
+  ASSERT_TRUE(waitForStatus([](const nlohmann::json& s) {
+    return s["upstream"]["telemetry"]["queue"]["dropped_full"].get<int>() > 0;
+  }, 10s)) << status().dump();
+  const auto before = status();
+  EXPECT_LE(before["upstream"]["telemetry"]["queue"]["bytes"].get<int>(), 4096) << before.dump();
+  const auto log = (dir_ / "telemetry.jsonl").string();
+  auto peer = testpeerUpstream({"--telemetry-log", log}, "peer");
+  ASSERT_TRUE(waitForStatus([](const nlohmann::json& s) {
+    return s["upstream"]["state"] == "up" && s["upstream"]["telemetry"]["queue"]["depth"].get<int>() <= 1;
+  }, 40s)) << status().dump();
+  // The LED values that arrived, in order (SenML JSON: "vs" strings).
+  std::vector<int> leds;
+  std::istringstream lines(readFile(log));
+  for (std::string line; std::getline(lines, line);) {
+    const auto doc = nlohmann::json::parse(line, nullptr, false);
+    if (!doc.is_object()) continue;
+    const auto pack = relay::decodePack(fromHex(doc["payload_hex"].get<std::string>()), relay::SenmlFormat::json);
+    if (!pack) continue;
+    for (const auto& r : *pack) {
+      if (r.kind == relay::DecodedRecord::Kind::string && r.text.size() == 4 && r.text[0] == 'v') {
+        const int n = std::stoi(r.text.substr(1));
+        if (leds.empty() || n != leds.back()) leds.push_back(n);
+      }
+    }
+  }
+  ASSERT_FALSE(leds.empty()) << readFile(log);
+  EXPECT_GT(leds.front(), 0) << "the oldest values were kept, not dropped";
+  EXPECT_EQ(leds.back(), kValues - 1);
+  for (std::size_t i = 1; i < leds.size(); ++i) {
+    EXPECT_EQ(leds[i], leds[i - 1] + 1) << "gap or disorder after v" << leds[i - 1];
+  }
+  EXPECT_GE(before["upstream"]["telemetry"]["queue"]["dropped_full"].get<int>(), leds.front()) << before.dump();
+  std::cout << "LED values v" << leds.front() << "..v" << leds.back() << " arrived; "
+            << before["upstream"]["telemetry"]["queue"]["dropped_full"] << " values dropped when full\n";
 }
 
 // NAT rebinding (RFC 9146): the gateway's source port, as the upstream sees it, changes in the
