@@ -209,6 +209,38 @@ TEST_F(UpstreamLab, NodesAreRegisteredAtDebiansResourceDirectory) {
   EXPECT_EQ(s["upstream"]["rd"]["registrations"], 1) << s.dump();
 }
 
+TEST_F(UpstreamLab, GatewayModeRegistersOneEndpointWithEveryNodesLinks) {
+  startAgent("registration = \"gateway\"\n");
+  const std::string id = waitForNode(30s);
+  ASSERT_FALSE(id.empty()) << agent_->log();
+  Child rd(lab_->inHost("up", {"coap-rd-openssl", "-A", lab_->ipv4("up"), "-p", "5683", "-k", kUpstreamKey}),
+           std::map<std::string, std::string>{}, (dir_ / "rd.log").string());
+  const auto upstream = [&](const std::string& path) {
+    return run(lab_->inHost("up", {kOpensslClient, "-B", "5", "-u", "reader", "-k", kUpstreamKey,
+                                   "coaps://" + lab_->ipv4("up") + ":5684/" + path}),
+               15s);
+  };
+  std::string wkc;
+  std::string links;
+  for (int i = 0; i < 30 && links.find("/nodes/" + id + "/sensors/temp") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(1s);
+    wkc = upstream(".well-known/core").out;
+    links.clear();
+    const std::regex registration("</(rd/[^>]+)>");
+    for (std::sregex_iterator it(wkc.begin(), wkc.end(), registration), end; it != end; ++it) {
+      links += upstream((*it)[1]).out + "\n";
+    }
+  }
+  // One endpoint (the gateway's), holding the node's links under /nodes/{id}/.
+  EXPECT_EQ(countOf(wkc, "</rd/"), 1u) << wkc;
+  for (const char* resource : {"sensors/temp", "actuators/led", "big"}) {
+    EXPECT_NE(links.find("</nodes/" + id + "/" + std::string(resource) + ">"), std::string::npos) << links;
+  }
+  const auto s = status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["upstream"]["rd"]["registrations"], 1) << s.dump();
+}
+
 TEST_F(UpstreamLab, TheUpstreamUsesTheSessionTheGatewayOpened) {
   startAgent("");
   const std::string id = waitForNode(30s);
