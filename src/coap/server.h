@@ -193,13 +193,11 @@ struct OutgoingRequest {
 struct UpstreamTarget {
   std::string host;         ///< numeric IPv4 or IPv6 (resolve names before, off the event loop)
   std::uint16_t port = 5684;
-  /// SNI, and the name the server certificate must carry (X.509); empty: no SNI (an IP literal)
+  /// SNI; empty: none (an IP literal). DTLS-PSK only: libcoap keeps one certificate setup per
+  /// context, which the downstream server owns, so X.509 is refused before this (the agent).
   std::string server_name;
-  std::string psk_identity; ///< PSK mode: identity and key
+  std::string psk_identity; ///< identity and key
   tls::SecretBytes psk_key;
-  /// X.509 mode: not supported yet (libcoap shares one PKI setup per context between server and
-  /// client roles); connectUpstream() refuses it.
-  std::optional<PkiFiles> pki;
   /// The ACL identity of requests the upstream sends over this session.
   std::string identity = "upstream";
   bool use_cid = true;  ///< DTLS Connection ID (RFC 9146): NAT rebinding costs no handshake

@@ -250,7 +250,7 @@ struct ServerCallbacks {
           self->observers_.emplace(static_cast<const void*>(resource), static_cast<const void*>(session),
                                    std::string(reinterpret_cast<const char*>(token.s), token.length));
         }
-        writeResponse(*self, resource, session, pdu, query, response, std::move(res), nullptr);
+        writeResponse(resource, session, pdu, query, response, std::move(res));
         return;
       }
       const PeerIdentity* peer = &self->upstream_peer_;
@@ -345,15 +345,14 @@ struct ServerCallbacks {
           self->observers_.erase(key);
         }
       }
-      writeResponse(*self, resource, session, pdu, query, response, std::move(res), entry);
+      writeResponse(resource, session, pdu, query, response, std::move(res));
     } catch (...) {
       coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR);
     }
   }
 
-  static void writeResponse(Server& /*self*/, coap_resource_t* resource, coap_session_t* session,
-                            const coap_pdu_t* pdu, const coap_string_t* query, coap_pdu_t* response, Response res,
-                            Server::ResourceEntry* /*entry*/) {
+  static void writeResponse(coap_resource_t* resource, coap_session_t* session, const coap_pdu_t* pdu,
+                            const coap_string_t* query, coap_pdu_t* response, Response res) {
     writeResponseCode(res, response);
     if (res.code == Code::none) return;  // nothing is sent for a NON (libcoap drops 0.00)
     addLocationPath(res.location_path, response);

@@ -27,12 +27,6 @@ constexpr std::uint8_t kMaxRetransmit = 4;
 
 bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler events, std::string& error) {
   disconnectUpstream();
-  if (target.pki) {
-    // One PKI setup per libcoap context, shared with the downstream server (see the agent's
-    // checkReferencedFiles): never replace the server's certificate and CA with ours.
-    error = "X.509 client sessions are not supported on the server's context";
-    return false;
-  }
   coap_address_t dst;
   if (!detail::numericAddress(target.host, target.port, dst)) {
     error = "not a numeric address: " + target.host;
@@ -43,6 +37,8 @@ bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler event
   char* sni = upstream_sni_.empty() ? nullptr : upstream_sni_.data();
   coap_session_t* session = nullptr;
   {
+    // PSK only: a client certificate would replace the downstream server's (one PKI setup per
+    // libcoap context), so the agent refuses X.509 for the upstream before it gets here.
     coap_dtls_cpsk_t cpsk;
     std::memset(&cpsk, 0, sizeof(cpsk));
     cpsk.version = COAP_DTLS_CPSK_SETUP_VERSION;
@@ -64,7 +60,7 @@ bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler event
   upstream_up_ = false;
   upstream_events_ = std::move(events);
   upstream_peer_ = PeerIdentity{};
-  upstream_peer_.kind = target.pki ? AuthKind::x509 : AuthKind::psk;
+  upstream_peer_.kind = AuthKind::psk;
   upstream_peer_.identity = target.identity;
   upstream_peer_.address = detail::remoteText(session);
   upstream_heard_ = std::chrono::steady_clock::now();

@@ -86,12 +86,6 @@ class DiscoveryLab : public ::testing::Test {
   bool keys_imported_ = false;
 };
 
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 // The node at `host` is listed (its base, or one of its addresses).
 bool listsBase(const std::string& body, const std::string& host) {
   for (const std::string& uri : {"coap://" + host + ":5683", "coap://[" + host + "]:5683"}) {

@@ -22,12 +22,6 @@ using namespace std::chrono_literals;
 constexpr const char* kDevKey = "dev-right-secret-0001";
 constexpr const char* kWrongKey = "not-the-key-at-all-99";
 
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 class HandshakeFailures : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

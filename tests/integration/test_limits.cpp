@@ -34,12 +34,6 @@ constexpr const char* kFloodKey = "flood-secret-key-0001";
 constexpr const char* kCalmKey = "calm-secret-key-00002";
 constexpr const char* kSlowKey = "slow-secret-key-00003";
 
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 struct Reply {
   int code = 0;                          ///< class*100+detail
   std::optional<std::uint32_t> max_age;  ///< Max-Age option, if present

@@ -27,12 +27,6 @@ constexpr const char* kTester = "tester";
 constexpr const char* kTesterKey = "tester-secret-key-1";
 constexpr int kBigSize = 5000;  // > 4 KiB: Block2 from the node and again to the client
 
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 // Temperature values in an observer's output (coap-client prints each payload, no separator).
 std::size_t valuesIn(const std::string& out) {
   const std::regex value("2[0-9]\\.[0-9]");

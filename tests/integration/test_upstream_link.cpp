@@ -30,12 +30,6 @@ constexpr const char* kGatewayIdentity = "gw-lab";
 constexpr const char* kUpstreamKey = "upstream-secret-key-1";
 constexpr int kBigSize = 5000;
 
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 std::string fromHex(const std::string& hex) {
   std::string out;
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));

@@ -65,6 +65,12 @@ std::string readFile(const std::filesystem::path& file) {
   return ss.str();
 }
 
+std::size_t countOf(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 std::string hexOf(const std::string& text) {
   static const char* digits = "0123456789abcdef";
   std::string out;

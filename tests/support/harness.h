@@ -35,6 +35,9 @@ bool udpPortFree(const std::string& host, std::uint16_t port);
 void writeFile(const std::filesystem::path& file, const std::string& text);
 std::string readFile(const std::filesystem::path& file);
 
+/// How often `needle` occurs in `text` (log lines, link-format bodies).
+std::size_t countOf(const std::string& text, const std::string& needle);
+
 /// Lower-case hex of the bytes of `text` (printable test keys -> `keys import` CSV).
 std::string hexOf(const std::string& text);
 
