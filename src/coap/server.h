@@ -163,6 +163,13 @@ using ProxyMapper = std::function<bool(Request&)>;
 
 /// A request the agent sends as a client (to a node: /.well-known/core after discovery, RD
 /// simple registration). Plain coap only for now; coaps to nodes needs per-node credentials.
+/// The DTLS-PSK credential the gateway presents to a node that speaks only coaps
+/// ([[relay.credentials]]).
+struct ClientPsk {
+  std::string identity;
+  tls::SecretBytes key;
+};
+
 struct OutgoingRequest {
   std::string host;  ///< numeric IPv4 or IPv6, no brackets; IPv6 link-local with "%ifname"
   std::uint16_t port = 5683;
@@ -185,6 +192,9 @@ struct OutgoingRequest {
   bool observe = false;
   /// Confirmable (default) or non-confirmable.
   bool confirmable = true;
+  /// coaps to host/port with this credential (one DTLS session per host, port and identity,
+  /// kept while used); null: plain coap. Ignored with over_session.
+  std::shared_ptr<const ClientPsk> psk;
 };
 
 /// The upstream service the gateway connects to as a DTLS client (DESIGN.md "Upstream"): one
@@ -237,6 +247,9 @@ struct ClientStats {
   std::size_t in_flight = 0;
   std::size_t observations = 0;      ///< observations of nodes we hold
   std::uint64_t notifications = 0;   ///< notifications received for them
+  std::size_t dtls_sessions = 0;     ///< our coaps sessions to nodes, open now
+  std::uint64_t dtls_established = 0;  ///< handshakes of ours with nodes that completed
+  std::uint64_t dtls_failures = 0;     ///< ... that failed, or sessions that broke
 };
 
 /// One established session, for operators (coap-edge-ctl status).
@@ -422,7 +435,14 @@ class Server {
   struct ClientSession {
     coap_session_t* session = nullptr;  ///< one reference held by us
     std::chrono::steady_clock::time_point last_used;
+    bool dtls = false;
+    bool connected = false;  ///< the DTLS handshake completed
+    bool broken = false;     ///< failed or closed: released from serviceClient(), not in the callback
   };
+  /// libcoap's events for our coaps sessions to nodes.
+  void onClientSessionEvent(coap_session_t* session, int event);
+  /// Ends the requests and observations that wait on `session` with ClientOutcome::failed.
+  void endRequestsOn(const coap_session_t* session, const std::string& why);
   void installClientCallbacks();
   void completeRequest(std::size_t index, ClientResult result);
   void notifyObservation(Observation& observation, ClientResult result);

@@ -165,7 +165,7 @@ struct ServerCallbacks {
         return 0;
       }
       if (coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT) {
-        (void)self->onUpstreamEvent(session, event);
+        if (!self->onUpstreamEvent(session, event)) self->onClientSessionEvent(session, event);
         return 0;
       }
       switch (event) {

@@ -1,5 +1,6 @@
 // The agent as a CoAP client on the server's own context: requests to nodes (fetching
-// /.well-known/core after discovery, RD simple registration). libcoap does retransmission and
+// /.well-known/core after discovery, RD simple registration, the relay), over plain coap or over
+// a DTLS-PSK session of ours to a coaps node ([[relay.credentials]]). libcoap does retransmission and
 // block-wise reassembly; this file matches responses to requests by token, bounds every exchange
 // in time, and hands results back from process(), outside libcoap's callbacks.
 
@@ -175,6 +176,10 @@ struct ClientCallbacks {
           result.outcome = ClientOutcome::reset;
           result.error = "reset by the peer";
           break;
+        case COAP_NACK_TLS_FAILED:
+          result.outcome = ClientOutcome::failed;
+          result.error = "the DTLS handshake with it failed";
+          break;
         default:
           result.outcome = ClientOutcome::failed;
           result.error = "not deliverable";
@@ -194,24 +199,98 @@ void Server::installClientCallbacks() {
 }
 
 coap_session_t* Server::clientSessionFor(const OutgoingRequest& request, std::string& error) {
-  const std::string key = request.host + "|" + std::to_string(request.port);
-  if (auto it = client_sessions_.find(key); it != client_sessions_.end()) {
+  // One session per credential too: two entries for one node must not share a handshake.
+  const std::string key =
+      (request.psk ? "coaps|" + request.psk->identity + "|" : std::string("coap|")) + request.host + "|" +
+      std::to_string(request.port);
+  if (auto it = client_sessions_.find(key); it != client_sessions_.end() && !it->second.broken) {
     it->second.last_used = std::chrono::steady_clock::now();
     return it->second.session;
+  }
+  if (client_sessions_.count(key) != 0) {
+    error = "the DTLS session with it just failed";  // released by serviceClient(); retried after
+    return nullptr;
   }
   coap_address_t dst;
   if (!detail::numericAddress(request.host, request.port, dst)) {
     error = "not a numeric address: " + request.host;
     return nullptr;
   }
-  coap_session_t* session = coap_new_client_session(context_.get(), nullptr, &dst, COAP_PROTO_UDP);
+  coap_session_t* session = nullptr;
+  if (request.psk) {
+    coap_dtls_cpsk_t cpsk;
+    std::memset(&cpsk, 0, sizeof(cpsk));
+    cpsk.version = COAP_DTLS_CPSK_SETUP_VERSION;
+    // libcoap copies identity and key into the session during this call. No SNI: the node is
+    // addressed by its IP address (RFC 6066 §3 allows host names only).
+    cpsk.psk_info.identity.s = reinterpret_cast<const uint8_t*>(request.psk->identity.data());
+    cpsk.psk_info.identity.length = request.psk->identity.size();
+    cpsk.psk_info.key.s = request.psk->key.span().data();
+    cpsk.psk_info.key.length = request.psk->key.span().size();
+    session = coap_new_client_session_psk2(context_.get(), nullptr, &dst, COAP_PROTO_DTLS, &cpsk);
+  } else {
+    session = coap_new_client_session(context_.get(), nullptr, &dst, COAP_PROTO_UDP);
+  }
   if (session == nullptr) {
-    error = "cannot open a client session to " + request.host;
+    error = std::string("cannot open a ") + (request.psk ? "coaps" : "coap") + " session to " + request.host;
     return nullptr;
   }
   coap_session_set_max_retransmit(session, kMaxRetransmit);
-  client_sessions_.emplace(key, ClientSession{session, std::chrono::steady_clock::now()});
+  ClientSession entry{session, std::chrono::steady_clock::now(), request.psk != nullptr, false, false};
+  client_sessions_.emplace(key, entry);
+  client_stats_.dtls_sessions += entry.dtls ? 1 : 0;
   return session;
+}
+
+void Server::onClientSessionEvent(coap_session_t* session, int event) {
+  auto it = std::find_if(client_sessions_.begin(), client_sessions_.end(),
+                         [session](const auto& entry) { return entry.second.session == session; });
+  if (it == client_sessions_.end() || !it->second.dtls) return;
+  ClientSession& s = it->second;
+  switch (event) {
+    case COAP_EVENT_DTLS_CONNECTED:
+      s.connected = true;
+      ++client_stats_.dtls_established;
+      break;
+    case COAP_EVENT_DTLS_ERROR:
+    case COAP_EVENT_DTLS_CLOSED:
+    case COAP_EVENT_SESSION_FAILED:
+    case COAP_EVENT_SESSION_CLOSED:
+      if (!s.broken) {
+        s.broken = true;
+        ++client_stats_.dtls_failures;
+        CE_LOG_INFO("coaps session of ours to {} {}", detail::remoteText(session),
+                    s.connected ? "ended" : "failed its handshake (wrong credential, or no coaps there)");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void Server::endRequestsOn(const coap_session_t* session, const std::string& why) {
+  for (std::size_t i = 0; i < pending_requests_.size();) {
+    if (pending_requests_[i].session == session) {
+      ClientResult r;
+      r.outcome = ClientOutcome::failed;
+      r.error = why;
+      completeRequest(i, std::move(r));
+    } else {
+      ++i;
+    }
+  }
+  std::vector<RequestId> ended;
+  for (const auto& o : observations_) {
+    if (o.session == session) ended.push_back(o.id);
+  }
+  for (const RequestId id : ended) {
+    auto o = std::find_if(observations_.begin(), observations_.end(), [id](const Observation& x) { return x.id == id; });
+    if (o == observations_.end()) continue;
+    ClientResult gone;
+    gone.outcome = ClientOutcome::failed;
+    gone.error = why;
+    notifyObservation(*o, std::move(gone));
+  }
 }
 
 RequestId Server::request(const OutgoingRequest& request, ResponseCallback done, ResponseCallback notify) {
@@ -335,11 +414,31 @@ void Server::completeRequest(std::size_t index, ClientResult result) {
 
 void Server::serviceClient() {
   const auto now = std::chrono::steady_clock::now();
+  // A failed or closed coaps session: what waits on it ends now, and the next request to that
+  // node makes a new session (and handshake).
+  for (auto it = client_sessions_.begin(); it != client_sessions_.end();) {
+    if (!it->second.broken) {
+      ++it;
+      continue;
+    }
+    coap_session_t* s = it->second.session;
+    endRequestsOn(s, it->second.connected ? "the DTLS session with it ended" : "the DTLS handshake with it failed");
+    --client_stats_.dtls_sessions;
+    it = client_sessions_.erase(it);
+    coap_session_release(s);
+  }
   for (std::size_t i = 0; i < pending_requests_.size();) {
     if (pending_requests_[i].deadline <= now) {
       ClientResult result;
       result.outcome = ClientOutcome::timeout;
-      result.error = "no answer in time";
+      // A wrong PSK shows as silence, not as an alert: the peer drops our Finished as a record
+      // with a bad MAC (RFC 6347 §4.1.2.7). Say where it stopped.
+      const coap_session_t* s = pending_requests_[i].session;
+      const bool in_handshake = std::any_of(client_sessions_.begin(), client_sessions_.end(), [s](const auto& e) {
+        return e.second.session == s && e.second.dtls && !e.second.connected;
+      });
+      result.error = in_handshake ? "no DTLS handshake with it in time (a wrong credential, or no coaps there)"
+                                  : "no answer in time";
       completeRequest(i, std::move(result));
     } else {
       ++i;
@@ -361,6 +460,7 @@ void Server::serviceClient() {
                       std::any_of(observations_.begin(), observations_.end(),
                                   [&](const Observation& o) { return o.session == it->second.session; });
     if (!busy && now - it->second.last_used > kClientSessionIdle) {
+      if (it->second.dtls) --client_stats_.dtls_sessions;
       coap_session_release(it->second.session);
       it = client_sessions_.erase(it);
     } else {
@@ -375,6 +475,7 @@ void Server::releaseClientSessions() {
   observations_.clear();
   for (auto& [key, s] : client_sessions_) coap_session_release(s.session);
   client_sessions_.clear();
+  client_stats_.dtls_sessions = 0;
 }
 
 ClientStats Server::clientStats() const { return client_stats_; }

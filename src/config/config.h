@@ -121,6 +121,16 @@ struct LimitsSection {
   [[nodiscard]] std::optional<policy::RateSpec> perIdentityFor(std::string_view identity) const;
 };
 
+/// [[relay.credentials]]: the gateway's own DTLS-PSK credential for nodes that speak only coaps
+/// (a node that holds a session with the gateway is asked back over that session instead).
+struct NodeCredential {
+  Position where;                              ///< the [[relay.credentials]] table
+  std::vector<policy::IdentityPattern> nodes;  ///< node ids, or globs like "sensor-*"
+  std::string psk_identity;                    ///< the identity the gateway presents
+  /// The key in hex on one line; read by checkNodeCredentialFiles() and the agent.
+  Located<std::filesystem::path> psk_key_file;
+};
+
 /// [relay]: how requests to nodes (/nodes/{id}/...) are carried out.
 struct RelaySection {
   /// [relay] timeout: one exchange with a node, retransmissions and block-wise transfers
@@ -130,6 +140,8 @@ struct RelaySection {
   std::uint64_t cache_max_bytes = 1024 * 1024;
   std::uint32_t max_in_flight = 256;  ///< [relay] max_in_flight: requests to nodes at once, 1..100000
   bool observe = true;                ///< [relay] observe: relay Observe (RFC 7641) to nodes
+  /// [[relay.credentials]] in file order; the first entry whose nodes match a node id applies.
+  std::vector<NodeCredential> credentials;
 };
 
 /// [upstream] uri, parsed: "coaps://host[:port]" with nothing after the authority but "/".
@@ -263,6 +275,9 @@ struct PskKeyFile {
 /// readable and a valid key. Reads files (unlike parse()); the X.509 files are the agent's to
 /// check, with the tls part. nullopt when fine or without [upstream].
 [[nodiscard]] std::optional<Error> checkUpstreamFiles(const Config& config);
+
+/// The same check for every [[relay.credentials]] psk_key_file; nullopt when all are fine.
+[[nodiscard]] std::optional<Error> checkNodeCredentialFiles(const Config& config);
 
 /// Default coaps listen addresses used when [downstream] listen is absent or empty.
 [[nodiscard]] std::vector<SocketAddress> defaultListen();

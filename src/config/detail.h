@@ -145,6 +145,11 @@ void finishDiscovery(Context& ctx, const toml::table* table);
 
 [[nodiscard]] std::span<const KeySpec> relayKeys();
 [[nodiscard]] std::span<const KeySpec> upstreamKeys();
+/// A DTLS identity (PSK identity, ACL identity): 1..128 printable ASCII characters without
+/// space, ',' or '"'.
+[[nodiscard]] std::optional<std::string> readIdentity(Context& ctx, const toml::node& value, std::string_view what);
+/// [[relay.credentials]] (node_credentials.cpp).
+void applyNodeCredentials(Context& ctx, const toml::node& value);
 /// Checks that combine [upstream] keys (required uri, one credential, companions, backoff
 /// order). `table` is null when the section is absent (then Config::upstream stays empty).
 void finishUpstream(Context& ctx, const toml::table* table);

@@ -222,18 +222,6 @@ bool validIdentity(std::string_view identity) {
   });
 }
 
-std::optional<std::string> readIdentity(Context& ctx, const toml::node& value, std::string_view what) {
-  auto text = readString(ctx, value, what, R"(like "gw-01")");
-  if (!text) return std::nullopt;
-  if (!validIdentity(*text)) {
-    ctx.fail(value, fmt::format("{} must be 1 to 128 printable ASCII characters without space, ',' or '\"', "
-                                "not {}",
-                                what, quoteText(*text)));
-    return std::nullopt;
-  }
-  return text;
-}
-
 void upstreamIdentity(Context& ctx, const toml::node& value) {
   if (auto id = readIdentity(ctx, value, "[upstream] identity")) upstream(ctx).identity = std::move(*id);
 }
@@ -480,8 +468,9 @@ void upstreamQueueSync(Context& ctx, const toml::node& value) {
   }
 }
 
-constexpr std::array<KeySpec, 4> kRelayKeys{{
+constexpr std::array<KeySpec, 5> kRelayKeys{{
     {"timeout", &relayTimeout},
+    {"credentials", &applyNodeCredentials},
     {"cache_max_bytes", &relayCacheMaxBytes},
     {"max_in_flight", &relayMaxInFlight},
     {"observe", &relayObserve},
@@ -577,6 +566,18 @@ void checkCredential(Context& ctx, const toml::table& table, const UpstreamSecti
 }
 
 }  // namespace
+
+std::optional<std::string> readIdentity(Context& ctx, const toml::node& value, std::string_view what) {
+  auto text = readString(ctx, value, what, R"(like "gw-01")");
+  if (!text) return std::nullopt;
+  if (!validIdentity(*text)) {
+    ctx.fail(value, fmt::format("{} must be 1 to 128 printable ASCII characters without space, ',' or '\"', "
+                                "not {}",
+                                what, quoteText(*text)));
+    return std::nullopt;
+  }
+  return text;
+}
 
 std::span<const KeySpec> relayKeys() { return std::span(kRelayKeys); }
 std::span<const KeySpec> upstreamKeys() { return std::span(kUpstreamKeys); }

@@ -1,7 +1,7 @@
-// The one file of [upstream] that --check-config reads itself: the PSK key file. parse() stays
-// free of file access (the fuzz target runs it); this is called by the agent, at startup, on
-// SIGHUP and for --check-config, so a missing or garbled key is reported at its line instead of
-// surfacing as failing handshakes with the upstream.
+// The files --check-config reads itself: the PSK key files of [upstream] and
+// [[relay.credentials]]. parse() stays free of file access (the fuzz target runs it); this is
+// called by the agent, at startup, on SIGHUP and for --check-config, so a missing or garbled key
+// is reported at its line instead of surfacing as failing handshakes with the upstream or a node.
 
 #include "config/detail.h"
 
@@ -112,6 +112,20 @@ std::optional<Error> checkUpstreamFiles(const Config& config) {
   if (key.ok()) return std::nullopt;
   return Error{config.file.string(), file.where,
                fmt::format("[upstream] psk_key_file {} {}", detail::quoteText(file.value.string()), key.error)};
+}
+
+std::optional<Error> checkNodeCredentialFiles(const Config& config) {
+  for (const auto& entry : config.relay.credentials) {
+    const auto& file = entry.psk_key_file;
+    PskKeyFile key = readPskKeyFile(file.value);
+    std::fill(key.key.begin(), key.key.end(), std::uint8_t{0});
+    if (!key.ok()) {
+      return Error{config.file.string(), file.where,
+                   fmt::format("[[relay.credentials]] psk_key_file {} {}", detail::quoteText(file.value.string()),
+                               key.error)};
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace coap_edge::config

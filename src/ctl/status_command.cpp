@@ -146,13 +146,16 @@ int status(Invocation& inv) {
     const auto& o = r["observe"];
     inv.out << fmt::format("relay: {} requests, {} to nodes ({} in flight), {} cache hits ({} entries, {} KB), {} "
                            "coalesced, {} timed out, {} bad gateway, {} busy, {} node limited; forward proxy {} "
-                           "served, {} refused; observe: {} relations, {} observers, {} notifications\n",
+                           "served, {} refused; observe: {} relations, {} observers, {} notifications; coaps to "
+                           "nodes: {} sessions, {} failed\n",
                            r.value("requests", 0), r.value("forwarded", 0), r.value("in_flight", 0),
                            c.value("hits", 0), c.value("entries", 0), c.value("bytes", 0) / 1024,
                            r.value("coalesced", 0), r.value("timeouts", 0), r.value("bad_gateway", 0),
                            r.value("busy", 0), doc["limits"]["per_node"].value("rejected", 0),
                            r["forward_proxy"].value("requests", 0), r["forward_proxy"].value("refused", 0),
-                           o.value("relations", 0), o.value("observers", 0), o.value("notifications", 0));
+                           o.value("relations", 0), o.value("observers", 0), o.value("notifications", 0),
+                           r.contains("coaps") ? r["coaps"].value("sessions", 0) : 0,
+                           r.contains("coaps") ? r["coaps"].value("failures", 0) : 0);
   }
   if (doc.contains("upstream") && doc["upstream"].value("state", "off") != "off") {
     const auto& u = doc["upstream"];

@@ -51,6 +51,20 @@ relay::ProxySettings proxySettings(const config::Config& cfg) {
   s.max_in_flight = cfg.relay.max_in_flight;
   s.observe = cfg.relay.observe;
   s.per_node = cfg.limits.per_node;
+  for (const auto& entry : cfg.relay.credentials) {
+    // checkReferencedFiles() has read these files already; one that changed since is skipped
+    // (its nodes get 5.02 naming the missing credential) rather than stopping the agent.
+    config::PskKeyFile key = config::readPskKeyFile(entry.psk_key_file.value);
+    if (!key.ok()) {
+      CE_LOG_ERROR("[[relay.credentials]] psk_key_file {} {}", entry.psk_key_file.value.string(), key.error);
+      continue;
+    }
+    auto psk = std::make_shared<coap::ClientPsk>();
+    psk->identity = entry.psk_identity;
+    psk->key = tls::SecretBytes(std::span<const std::uint8_t>(key.key));
+    std::fill(key.key.begin(), key.key.end(), std::uint8_t{0});
+    s.credentials.push_back({entry.nodes, std::move(psk)});
+  }
   return s;
 }
 
@@ -67,6 +81,7 @@ std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
   // The upstream's credential, so that a bad key or certificate names its line here rather than
   // surfacing later as a session that never comes up.
   if (auto problem = config::checkUpstreamFiles(cfg)) return problem->str();
+  if (auto problem = config::checkNodeCredentialFiles(cfg)) return problem->str();
   if (cfg.upstream && cfg.upstream->x509()) {
     // libcoap 4.3.5's Mbed TLS backend keeps one certificate setup per context, shared by the
     // server and client roles: a client certificate for the upstream would replace the

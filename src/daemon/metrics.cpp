@@ -113,6 +113,12 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_relay_total", R"(event="busy")", x.busy);
   w.sample("coap_edge_relay_total", R"(event="forward_proxy")", x.forward_requests);
   w.sample("coap_edge_relay_total", R"(event="forward_proxy_refused")", s.server.proxy_refused);
+  w.family("coap_edge_relay_coaps_total", "counter",
+           "The gateway's own DTLS handshakes with coaps nodes ([[relay.credentials]]), by outcome.");
+  w.sample("coap_edge_relay_coaps_total", R"(event="established")", x.coaps_established);
+  w.sample("coap_edge_relay_coaps_total", R"(event="failed")", x.coaps_failures);
+  w.family("coap_edge_relay_coaps_sessions", "gauge", "The gateway's own coaps sessions to nodes, open now.");
+  w.sample("coap_edge_relay_coaps_sessions", "", x.coaps_sessions);
   w.family("coap_edge_relay_in_flight", "gauge", "Exchanges with nodes in progress.");
   w.sample("coap_edge_relay_in_flight", "", x.in_flight);
   w.family("coap_edge_cache_entries", "gauge", "Responses in the relay's cache.");

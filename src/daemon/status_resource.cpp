@@ -118,6 +118,8 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
         {"busy", x.busy},
         {"coalesced", x.coalesced},
         {"forward_proxy", {{"requests", x.forward_requests}, {"refused", st.proxy_refused}}},
+        {"coaps",
+         {{"sessions", x.coaps_sessions}, {"established", x.coaps_established}, {"failures", x.coaps_failures}}},
         {"cache",
          {{"hits", x.cache_hits},
           {"revalidated", x.revalidated},

@@ -70,21 +70,43 @@ bool hasAttribute(const discovery::Link& link, std::string_view name) {
   return std::any_of(link.attributes.begin(), link.attributes.end(), [&](const auto& a) { return a.name == name; });
 }
 
-// Where to send a request for `node`: a plain coap address, else the DTLS session a node that
+// Where to send a request for `node`: a plain coap address; else the DTLS session a node that
 // registered itself over coaps still holds with us (asked back over it, as RD simple
-// registration does). The gateway has no client credentials for coaps nodes otherwise.
+// registration does: no handshake, and it reaches a node behind NAT); else a coaps session of
+// ours with the node's [[relay.credentials]] entry.
 struct Route {
   std::string host;
   std::uint16_t port = 0;
   const void* over_session = nullptr;
+  std::shared_ptr<const coap::ClientPsk> psk;
+  [[nodiscard]] bool secure() const { return over_session != nullptr || psk != nullptr; }
 };
 
-std::optional<Route> routeTo(const coap::Server& server, const discovery::NodeRecord& node) {
+constexpr std::string_view kNoRoute =
+    "the node speaks only coaps, holds no session with the gateway, and no [[relay.credentials]] entry names it";
+
+std::shared_ptr<const coap::ClientPsk> credentialFor(const std::vector<NodeCredential>& credentials,
+                                                    const std::string& node_id) {
+  for (const auto& c : credentials) {
+    for (const auto& pattern : c.nodes) {
+      if (pattern.matches(node_id)) return c.psk;
+    }
+  }
+  return nullptr;
+}
+
+std::optional<Route> routeTo(const coap::Server& server, const discovery::NodeRecord& node,
+                             const std::vector<NodeCredential>& credentials) {
   for (const auto& a : node.addresses) {
-    if (!a.secure) return Route{a.host, a.port, nullptr};
+    if (!a.secure) return Route{a.host, a.port, nullptr, nullptr};
   }
   for (const auto& a : node.addresses) {
-    if (const void* s = server.peerSession(a.host, a.port)) return Route{a.host, a.port, s};
+    if (const void* s = server.peerSession(a.host, a.port)) return Route{a.host, a.port, s, nullptr};
+  }
+  if (auto psk = credentialFor(credentials, node.id)) {
+    for (const auto& a : node.addresses) {
+      if (a.secure) return Route{a.host, a.port, nullptr, std::move(psk)};
+    }
   }
   return std::nullopt;
 }
@@ -93,7 +115,7 @@ coap::Response mapFailure(const coap::ClientResult& result, ProxyStats& stats) {
   switch (result.outcome) {
     case coap::ClientOutcome::timeout:
       ++stats.timeouts;
-      return plain(coap::Code::gateway_timeout, "the node did not answer");
+      return plain(coap::Code::gateway_timeout, "the node did not answer: " + result.error);
     case coap::ClientOutcome::reset:
       ++stats.bad_gateway;
       return plain(coap::Code::bad_gateway, "the node refused the request (RST)");
@@ -148,6 +170,10 @@ void NodeProxy::setValueSink(ValueSink sink) {
 ProxyStats NodeProxy::stats() const {
   ProxyStats s = stats_;
   s.in_flight = coalescer_.inFlight();
+  const coap::ClientStats client = server_.clientStats();
+  s.coaps_sessions = client.dtls_sessions;
+  s.coaps_established = client.dtls_established;
+  s.coaps_failures = client.dtls_failures;
   s.observed_resources = observed_.size();
   s.node_observations = 0;
   s.observers = 0;
@@ -279,11 +305,10 @@ void NodeProxy::relay(const coap::Request& request, coap::Responder respond, con
 
 void NodeProxy::exchange(const coap::Request& request, const Split& split, const discovery::NodeRecord& node,
                          const std::string& key, bool /*requester_secure*/, std::optional<std::string> revalidate_etag) {
-  const auto route = routeTo(server_, node);
+  const auto route = routeTo(server_, node, settings_.credentials);
   if (!route) {
     ++stats_.bad_gateway;
-    coalescer_.complete(key, plain(coap::Code::bad_gateway,
-                                   "the node speaks only coaps and holds no session with the gateway"));
+    coalescer_.complete(key, plain(coap::Code::bad_gateway, std::string(kNoRoute)));
     return;
   }
   ++stats_.forwarded;
@@ -291,6 +316,7 @@ void NodeProxy::exchange(const coap::Request& request, const Split& split, const
   out.host = route->host;
   out.port = route->port;
   out.over_session = route->over_session;
+  out.psk = route->psk;
   out.method = request.method;
   out.path = joinPath(split.segments);
   out.query = request.query;
@@ -309,9 +335,9 @@ void NodeProxy::exchange(const coap::Request& request, const Split& split, const
   const std::string path = out.path;
   const bool has_cache_key = cacheable(method);
   std::weak_ptr<bool> alive = alive_;
-  // An answer that came over DTLS (the node's own session) is never served from the cache to a
-  // request that is not secure (RFC 7252 §11.2).
-  const bool secure_exchange = route->over_session != nullptr;
+  // An answer that came over DTLS (the node's session or ours) is never served from the cache to
+  // a request that is not secure (RFC 7252 §11.2).
+  const bool secure_exchange = route->secure();
   server_.request(out, [this, alive, key, node_id, path, has_cache_key, secure_exchange,
                         revalidating = revalidate_etag.has_value()](const coap::ClientResult& result) {
     if (alive.expired()) return;
@@ -476,11 +502,11 @@ void NodeProxy::startObservation(const std::string& key) {
   if (it == observed_.end()) return;
   Observed& o = it->second;
   const discovery::NodeRecord* node = registry_.find(o.node_id);
-  const auto route = node != nullptr ? routeTo(server_, *node) : std::nullopt;
+  const auto route = node != nullptr ? routeTo(server_, *node, settings_.credentials) : std::nullopt;
   if (!route) {
     for (auto& w : o.waiting) {
       ++stats_.bad_gateway;
-      w(plain(coap::Code::bad_gateway, "the node speaks only coaps and holds no session with the gateway"));
+      w(plain(coap::Code::bad_gateway, std::string(kNoRoute)));
     }
     o.waiting.clear();
     o.retry_at = Clock::now() + kRetryMax;
@@ -490,6 +516,7 @@ void NodeProxy::startObservation(const std::string& key) {
   out.host = route->host;
   out.port = route->port;
   out.over_session = route->over_session;
+  out.psk = route->psk;
   out.path = o.node_path;
   out.observe = true;
   out.timeout = settings_.timeout;

@@ -29,6 +29,7 @@
 
 #include "coap/server.h"
 #include "discovery/node_registry.h"
+#include "policy/acl.h"
 #include "policy/rate_limit.h"
 #include "relay/coalescer.h"
 #include "relay/response_cache.h"
@@ -45,12 +46,19 @@
 
 namespace coap_edge::relay {
 
+/// [[relay.credentials]]: what the gateway presents to the coaps nodes whose ids match.
+struct NodeCredential {
+  std::vector<policy::IdentityPattern> nodes;
+  std::shared_ptr<const coap::ClientPsk> psk;
+};
+
 struct ProxySettings {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};  ///< one exchange with a node
   std::size_t cache_max_bytes = 1024 * 1024;                    ///< 0: no cache
   std::size_t max_in_flight = 256;                              ///< exchanges with nodes at once
   bool observe = true;                                          ///< relay Observe
   std::optional<policy::RateSpec> per_node;                     ///< absent: no per-node limit
+  std::vector<NodeCredential> credentials;                      ///< first match applies
 };
 
 struct ProxyStats {
@@ -71,6 +79,11 @@ struct ProxyStats {
   std::size_t observers = 0;            ///< downstream observers at the last notifications
   std::uint64_t notifications = 0;      ///< notifications from nodes fanned out
   std::uint64_t observations_cancelled = 0;  ///< because no observer was left
+  /// The gateway's own coaps sessions to nodes ([[relay.credentials]]): open now, handshakes
+  /// completed, and handshakes failed or sessions broken.
+  std::size_t coaps_sessions = 0;
+  std::uint64_t coaps_established = 0;
+  std::uint64_t coaps_failures = 0;
   std::uint64_t observations_restored = 0;   ///< made again after the node or the observation came back
   ResponseCache::Stats cache;
 };

@@ -808,6 +808,52 @@ TEST(configRelay, EveryKeyAndItsBounds) {
   EXPECT_EQ(errorOf("[relay]\ntimeuot = \"1s\"\n"), "x.toml:2:1: unknown key 'timeuot' in [relay]; did you mean 'timeout'?");
 }
 
+TEST(configRelay, NodeCredentials) {
+  const Config c = parseOk(
+      "[[relay.credentials]]\nnodes = [\"sensor-*\", \"door-3\"]\npsk_identity = \"gw-01\"\n"
+      "psk_key_file = \"sensors.key\"\n[[relay.credentials]]\nnodes = [\"*\"]\npsk_identity = \"gw-any\"\n"
+      "psk_key_file = \"/etc/k\"\n",
+      "/etc/coap-edge/agent.toml");
+  ASSERT_EQ(c.relay.credentials.size(), 2U);
+  const NodeCredential& first = c.relay.credentials[0];
+  ASSERT_EQ(first.nodes.size(), 2U);
+  EXPECT_TRUE(first.nodes[0].matches("sensor-12"));
+  EXPECT_FALSE(first.nodes[0].matches("door-4"));
+  EXPECT_TRUE(first.nodes[1].matches("door-3"));
+  EXPECT_EQ(first.psk_identity, "gw-01");
+  EXPECT_EQ(first.psk_key_file.value, fs::path("/etc/coap-edge/sensors.key"));  // next to the config
+  EXPECT_EQ(first.psk_key_file.where.line, 4U);
+  EXPECT_EQ(c.relay.credentials[1].psk_identity, "gw-any");
+  EXPECT_EQ(errorOf("[[relay.credentials]]\nnodes = [\"a\"]\npsk_identity = \"gw\"\n"),
+            "x.toml:1:1: [[relay.credentials]] needs psk_key_file (an entry has nodes = [\"sensor-*\"], "
+            "psk_identity and psk_key_file)");
+  EXPECT_EQ(errorOf("[[relay.credentials]]\nnodes = []\npsk_identity = \"gw\"\npsk_key_file = \"k\"\n"),
+            "x.toml:2:9: [[relay.credentials]] nodes must be a non-empty list like [\"sensor-*\"], not an empty list");
+  EXPECT_EQ(errorOf("[[relay.credentials]]\nnodes = [\"a\"]\npsk_identity = \"g w\"\npsk_key_file = \"k\"\n"),
+            "x.toml:3:16: [[relay.credentials]] psk_identity must be 1 to 128 printable ASCII characters without "
+            "space, ',' or '\"', not \"g w\"");
+  EXPECT_EQ(errorOf("[[relay.credentials]]\nnode = [\"a\"]\n"),
+            "x.toml:2:1: unknown key 'node' in [[relay.credentials]]; did you mean 'nodes'?");
+  EXPECT_EQ(errorOf("[relay.credentials]\nnodes = [\"a\"]\n"),
+            "x.toml:1:1: write [[relay.credentials]] (double brackets): one table per credential");
+}
+
+TEST(configRelay, NodeCredentialKeyFilesAreCheckedAtTheirLine) {
+  const TempDir dir;
+  const std::string text =
+      "[[relay.credentials]]\nnodes = [\"n1\"]\npsk_identity = \"gw\"\npsk_key_file = \"n.key\"\n";
+  const auto loaded = loadFile(dir.write("agent.toml", text));
+  ASSERT_TRUE(loaded.ok());
+  auto error = checkNodeCredentialFiles(*loaded.config);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->where.line, 4U);
+  EXPECT_EQ(error->where.column, 16U);
+  EXPECT_NE(error->message.find("[[relay.credentials]] psk_key_file"), std::string::npos) << error->message;
+  EXPECT_NE(error->message.find("cannot be read"), std::string::npos) << error->message;
+  (void)dir.write("n.key", std::string(32, 'b') + "\n");
+  EXPECT_FALSE(checkNodeCredentialFiles(*loaded.config).has_value());
+}
+
 TEST(configLimits, PerNode) {
   const Config c = parseOk("[limits]\nper_node = { rate = 2.0, burst = 4 }\n");
   EXPECT_EQ(c.limits.per_node, (policy::RateSpec{2.0, 4}));
@@ -1221,6 +1267,18 @@ TEST(configShipped, LimitOverrideExampleIsValid) {
   for (int i = 0; i < 3 && std::getline(lines, line); ++i) text += line.substr(2) + "\n";
   const Config config = parseOk(text, kShipped);
   EXPECT_EQ(config.limits.perIdentityFor("upstream"), (policy::RateSpec{200.0, 400}));
+}
+
+TEST(configShipped, NodeCredentialExampleIsValid) {
+  const std::string shipped = readText(kShipped);
+  const auto start = shipped.find("\n# [[relay.credentials]]\n");
+  ASSERT_NE(start, std::string::npos);
+  std::istringstream lines(shipped.substr(start + 1));
+  std::string text;
+  for (std::string line; std::getline(lines, line) && line.rfind("# ", 0) == 0;) text += line.substr(2) + "\n";
+  const Config c = parseOk(text, kShipped);
+  ASSERT_EQ(c.relay.credentials.size(), 1U);
+  EXPECT_TRUE(c.relay.credentials[0].nodes[0].matches("sensor-1"));
 }
 
 TEST(configShipped, UpstreamExampleIsValidAndShowsTheDefaults) {
