@@ -173,6 +173,7 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
 
   proxy_ = std::make_unique<relay::NodeProxy>(*server_, discovery_->registry(), proxySettings(config_));
   discovery_->setRelay([this](const coap::Request& req, coap::Responder respond) { proxy_->handle(req, std::move(respond)); });
+  discovery_->setCredentialLookup([this](const std::string& id) { return proxy_->credentialFor(id); });
   server_->setForwardProxy([this](coap::Request& req) { return proxy_->mapForwardRequest(req); });
   loop_.addTimer(kRelayTick, [this] { proxy_->tick(); });
   if (config_.upstream) {

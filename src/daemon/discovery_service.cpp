@@ -362,11 +362,12 @@ std::optional<std::string> DiscoveryService::linkAddressOf(const std::string& ho
   return neighbors_.linkAddress(host);
 }
 
-void DiscoveryService::fetchResources(discovery::Sighting sighting) {
+void DiscoveryService::fetchResources(discovery::Sighting sighting, std::shared_ptr<const coap::ClientPsk> psk) {
   ++fetches_;
   coap::OutgoingRequest request;
   request.host = sighting.address.host;
   request.port = sighting.address.port;
+  request.psk = std::move(psk);
   request.path = ".well-known/core";
   server_.request(request, [this, sighting = std::move(sighting)](const coap::ClientResult& result) mutable {
     if (result.outcome != coap::ClientOutcome::response || result.response.code != coap::Code::content) {
@@ -423,8 +424,15 @@ void DiscoveryService::onDnsSdFound(const std::string& instance, const std::stri
   s.resources_known = false;
   s.ttl = kDnsSdTtl;
   registry_.observe(s, discovery::Clock::now());
-  // A coaps node needs credentials of ours to be asked (relay, per-node keys): listed, not fetched.
-  if (!secure) fetchResources(std::move(s));
+  if (!secure) {
+    fetchResources(std::move(s));
+    return;
+  }
+  // A coaps node is asked only with a credential of ours for it ([[relay.credentials]], matched
+  // by the node id the sighting got); else it is listed without resources.
+  const discovery::NodeRecord* node = registry_.findByAddress(s.address);
+  if (node == nullptr || !credential_for_) return;
+  if (auto psk = credential_for_(node->id)) fetchResources(std::move(s), std::move(psk));
 }
 
 void DiscoveryService::expire() {

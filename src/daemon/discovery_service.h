@@ -39,6 +39,10 @@ class DiscoveryService {
   [[nodiscard]] discovery::NodeRegistry& registry() { return registry_; }
   /// Where requests below /nodes/{id}/ go (the relay); without one they get 5.01.
   void setRelay(coap::AsyncHandler relay) { relay_ = std::move(relay); }
+  /// The gateway's own credential for a coaps node ([[relay.credentials]]), or null: with one,
+  /// a node announced as _coaps._udp has its resources fetched over coaps too.
+  using CredentialLookup = std::function<std::shared_ptr<const coap::ClientPsk>(const std::string& node_id)>;
+  void setCredentialLookup(CredentialLookup lookup) { credential_for_ = std::move(lookup); }
 
  private:
   void addResources(bool resource_directory);
@@ -48,7 +52,7 @@ class DiscoveryService {
   void onDnsSdFound(const std::string& instance, const std::string& interface, const std::string& address,
                     std::uint16_t port, bool secure);
   /// GET /.well-known/core from a node and record what it lists as the sighting's resources.
-  void fetchResources(discovery::Sighting sighting);
+  void fetchResources(discovery::Sighting sighting, std::shared_ptr<const coap::ClientPsk> psk = nullptr);
   void onRegistration(const discovery::Registration& registration, discovery::RdEvent event);
   void expire();
   /// The responder's link-layer address (kernel neighbour table, re-read at most every 250 ms).
@@ -66,6 +70,7 @@ class DiscoveryService {
   EventLoop& loop_;
   coap::Server& server_;
   coap::AsyncHandler relay_;
+  CredentialLookup credential_for_;
   discovery::NodeRegistry registry_;
   discovery::ResourceDirectory rd_;
   std::unique_ptr<discovery::MulticastProber> prober_;

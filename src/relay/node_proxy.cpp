@@ -167,6 +167,10 @@ void NodeProxy::setValueSink(ValueSink sink) {
   tick();  // start observing what is known already
 }
 
+std::shared_ptr<const coap::ClientPsk> NodeProxy::credentialFor(const std::string& node_id) const {
+  return relay::credentialFor(settings_.credentials, node_id);
+}
+
 ProxyStats NodeProxy::stats() const {
   ProxyStats s = stats_;
   s.in_flight = coalescer_.inFlight();

@@ -111,6 +111,8 @@ class NodeProxy {
   void setValueSink(ValueSink sink);
   /// New limits and cache size (SIGHUP); cached entries and buckets are kept where they fit.
   void setSettings(const ProxySettings& settings);
+  /// The [[relay.credentials]] entry for `node_id`'s coaps address, or null.
+  [[nodiscard]] std::shared_ptr<const coap::ClientPsk> credentialFor(const std::string& node_id) const;
 
   [[nodiscard]] ProxyStats stats() const;
 

@@ -5,6 +5,7 @@
 // registration client), so the gateway knows only its coaps address and has to open a DTLS-PSK
 // session of its own to relay. Root only (network namespaces).
 
+#include "avahi_sandbox.h"
 #include "coap_clients.h"
 #include "harness.h"
 #include "netns_lab.h"
@@ -30,30 +31,45 @@ class RelayCoapsLab : public ::testing::Test {
     if (!NetnsLab::available()) GTEST_SKIP() << NetnsLab::unavailableReason();
     lab_ = std::make_unique<NetnsLab>();
     lab_->addHost("gw");
-    // n1 expects the gateway's key; n2 expects another one; n3 has no [[relay.credentials]] entry.
-    for (const std::string n : {"n1", "n2", "n3"}) {
-      lab_->addHost(n);
-      const std::string key = n == "n2" ? "not-the-gateway-key-2" : kNodeKey;
-      nodes_.push_back(std::make_unique<Child>(
-          lab_->inHost(n, {"coap-server-openssl", "-A", lab_->ipv4(n), "-k", key, "-v", "4"}),
-          std::map<std::string, std::string>{}, (dir_ / (n + ".log")).string()));
-    }
     writeFile(dir_ / "node.key", hexOf(kNodeKey) + "\n");
     ::chmod((dir_ / "node.key").c_str(), 0600);
+  }
+
+  // Debian's coap-server-openssl in its own host, expecting `key` from the gateway; on the
+  // host's IPv4 address, or with `any_address` on every address (mDNS may resolve to IPv6).
+  void startNode(const std::string& n, const std::string& key, bool any_address = false) {
+    lab_->addHost(n);
+    nodes_.push_back(std::make_unique<Child>(
+        lab_->inHost(n, {"coap-server-openssl", "-A", any_address ? "::" : lab_->ipv4(n), "-k", key, "-v", "4"}),
+        std::map<std::string, std::string>{}, (dir_ / (n + ".log")).string()));
+  }
+
+  // The agent in "gw" with the nodes' credential for `credential_nodes` (a TOML list).
+  void startAgent(const std::string& credential_nodes, const std::string& extra = {},
+                  const std::map<std::string, std::string>& env = {}) {
     const std::string config =
         "[agent]\nname = \"gw-coaps\"\nstate_dir = \"" + (dir_ / "state").string() +
-        "\"\nlog_level = \"debug\"\n[downstream]\nlisten = [\"" + lab_->ipv4("gw") + ":5684\"]\n" +
+        "\"\nlog_level = \"debug\"\n[downstream]\nlisten = [\"" + lab_->ipv4("gw") + ":5684\"]\n" + extra +
         "[relay]\ncache_max_bytes = 0\ntimeout = \"4s\"\n"
-        "[[relay.credentials]]\nnodes = [\"n1\", \"n2\"]\npsk_identity = \"gw-coaps\"\npsk_key_file = \"" +
+        "[[relay.credentials]]\nnodes = " + credential_nodes + "\npsk_identity = \"gw-coaps\"\npsk_key_file = \"" +
         (dir_ / "node.key").string() + "\"\n" +
-        "[[acl]]\nidentity = \"" + kTester + "\"\nallow = [\"GET /nodes/**\", \"PUT /nodes/**\", \"GET /status\"]\n";
+        "[[acl]]\nidentity = \"" + kTester + "\"\nallow = [\"GET /nodes/**\", \"GET /status\"]\n";
     writeFile(dir_ / "agent.toml", config);
     std::string keys = std::string(kTester) + "," + hexOf(kTesterKey) + "\n";
     for (const std::string n : {"n1", "n2", "n3"}) keys += n + "," + hexOf(n + "-registration-key") + "\n";
     const auto imported = ctl(dir_ / "agent.toml", {"keys", "import", "-"}, keys);
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    agent_ = std::make_unique<AgentUnderTest>(dir_, config, std::map<std::string, std::string>{}, lab_->netns("gw"));
+    agent_ = std::make_unique<AgentUnderTest>(dir_, config, env, lab_->netns("gw"));
     ASSERT_TRUE(agent_->ready()) << agent_->log();
+  }
+
+  // n1 expects the gateway's key; n2 expects another one; n3 has no [[relay.credentials]]
+  // entry. Each registers itself with its coaps base.
+  void startRegisteredNodes() {
+    startNode("n1", kNodeKey);
+    startNode("n2", "not-the-gateway-key-2");
+    startNode("n3", kNodeKey);
+    startAgent(R"(["n1", "n2"])");
     for (const std::string n : {"n1", "n2", "n3"}) ASSERT_TRUE(registerNode(n)) << agent_->log();
   }
 
@@ -89,6 +105,7 @@ class RelayCoapsLab : public ::testing::Test {
 };
 
 TEST_F(RelayCoapsLab, RequestsReachACoapsOnlyNodeOverOneSessionWithTheGatewaysCredential) {
+  ASSERT_NO_FATAL_FAILURE(startRegisteredNodes());
   // The node's own resource list (coap-server's clock is "Internal Clock").
   const auto core = coaps({nodeUri("n1", ".well-known/core")});
   EXPECT_NE(core.out.find("Internal Clock"), std::string::npos) << core.out << core.err << agent_->log();
@@ -104,6 +121,7 @@ TEST_F(RelayCoapsLab, RequestsReachACoapsOnlyNodeOverOneSessionWithTheGatewaysCr
 }
 
 TEST_F(RelayCoapsLab, AWrongKeyOrNoCredentialGetsAnErrorThatSaysWhy) {
+  ASSERT_NO_FATAL_FAILURE(startRegisteredNodes());
   // A wrong PSK is silence in DTLS (the node drops our Finished as a bad record): 5.04 at the
   // relay's timeout, naming the handshake.
   const auto wrong = coaps({nodeUri("n2", "time")});
@@ -117,6 +135,28 @@ TEST_F(RelayCoapsLab, AWrongKeyOrNoCredentialGetsAnErrorThatSaysWhy) {
   // The credential never reaches the log, in hex or as text.
   EXPECT_EQ(agent_->log().find(hexOf(kNodeKey)), std::string::npos);
   EXPECT_EQ(agent_->log().find(kNodeKey), std::string::npos);
+}
+
+TEST_F(RelayCoapsLab, ANodeAnnouncedAsCoapsOverMdnsHasItsResourcesFetchedWithTheCredential) {
+  if (const auto why = AvahiSandbox::unavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  startNode("n4", kNodeKey, true);
+  AvahiSandbox gw_avahi({lab_->netns("gw"), {"eth0"}, "gw-host", true});
+  AvahiSandbox n4_avahi({lab_->netns("n4"), {"eth0"}, "n4-host", true});
+  for (auto* a : {&gw_avahi, &n4_avahi}) ASSERT_TRUE(a->waitRunning()) << a->logs();
+  Child publish(lab_->inHost("n4", {AvahiSandbox::findProgram("avahi-publish"), "-s", "cellar", "_coaps._udp", "5684"}),
+                n4_avahi.clientEnv(), (dir_ / "publish.log").string());
+  startAgent(R"(["cellar"])", "[discovery]\ninterfaces = [\"eth0\"]\nmulticast = false\ndns_sd = true\npublish = false\n",
+             gw_avahi.clientEnv());
+  // Listed from mDNS, then its /.well-known/core read over the gateway's coaps session.
+  std::string resources;
+  for (int i = 0; i < 40 && resources.find("time") == std::string::npos; ++i) {
+    resources = coaps({"coaps://" + lab_->ipv4("gw") + ":5684/nodes/cellar"}).out;
+    if (resources.find("time") == std::string::npos) std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_NE(resources.find("</nodes/cellar/time>"), std::string::npos) << resources << agent_->log();
+  const auto time = coaps({nodeUri("cellar", "time")});
+  EXPECT_EQ(time.exit_code, 0) << time.err;
+  EXPECT_FALSE(time.out.empty()) << time.err;
 }
 
 }  // namespace
