@@ -214,7 +214,9 @@ int run(const Options& o) {
                                load->server_errors + load->dtls_errors + load->sessions_lost;
   nlohmann::ordered_json report = {
       {"label", o.label},
-      {"target", fmt::format("{}:{}{}", o.host, o.port, o.path)},
+      {"target", fmt::format("{}:{}{}", o.host, o.port, o.proxy_uri.empty() ? o.path : "")},
+      {"proxy_uri", o.proxy_uri},
+      {"unique_query", o.unique_query},
       {"mode", o.cert_file.empty() ? "psk" : "ecdhe-ecdsa"},
       {"cipher_suite", total.cipher_suite.data()},
       {"workers", o.workers},
