@@ -202,6 +202,7 @@ int run(const Options& o) {
     load->dtls_errors += r->dtls_errors;
     load->sessions_lost += r->sessions_lost;
     load->send_drops += r->send_drops;
+    load->empty_acks += r->empty_acks;
     load->response_bytes += r->response_bytes;
     load->cpu_us += r->cpu_us;
     load->latency.merge(r->latency);
@@ -240,6 +241,9 @@ int run(const Options& o) {
       {"generator_cpu_seconds_per_second", static_cast<double>(load->cpu_us) / 1e6 / o.duration_s},
       {"retransmissions", load->retransmissions},
       {"send_drops", load->send_drops},
+      // Requests first answered by an empty ACK, the response following as a separate message
+      // (which the generator acknowledges): two more datagrams each than a piggybacked response.
+      {"separate_responses", load->empty_acks},
       {"errors",
        {{"total", errors},
         {"handshake_failures", total.failures},

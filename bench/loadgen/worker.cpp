@@ -336,7 +336,10 @@ class Worker {
       return;
     }
     if (h->code == 0) {  // empty ACK: the response comes separately
-      if (Slot* slot = slotByMid(s, h->mid); slot && h->type == CoapType::Ack) slot->acked = true;
+      if (Slot* slot = slotByMid(s, h->mid); slot && h->type == CoapType::Ack && !slot->acked) {
+        slot->acked = true;
+        ++load_.empty_acks;
+      }
       return;
     }
     if (h->type == CoapType::Con) {
