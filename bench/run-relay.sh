@@ -173,6 +173,9 @@ figures = {
     "p99_latency_us": lambda r: r["latency_us"]["p99"],
     "server_cpu_us_per_request": lambda r: r["server_cpu_us_per_request"],
     "node_cpu_us_per_request": lambda r: r["node_cpu_us_per_request"],
+    # Empty ACK first, then the response as a separate CON that the client acknowledges.
+    "separate_response_share": lambda r: (r["separate_responses"] / r["requests_completed"]
+                                          if r["requests_completed"] else None),
 }
 sides = (("coap_edge", "coap-edge"), ("libcoap_proxy", "proxy"), ("direct", "direct"))
 def median(reports, get):
@@ -215,7 +218,8 @@ for variant in variants:
     for key, label, spec in (("requests_per_second", "requests/s", ".0f"), ("p50_latency_us", "p50 latency (us)", ".0f"),
                              ("p99_latency_us", "p99 latency (us)", ".0f"),
                              ("server_cpu_us_per_request", "relay CPU us/request", ".1f"),
-                             ("node_cpu_us_per_request", "node CPU us/request", ".1f")):
+                             ("node_cpu_us_per_request", "node CPU us/request", ".1f"),
+                             ("separate_response_share", "separate responses", ".2f")):
         print(f"{label:24}{fmt(m['coap_edge'][key], spec):>11}{fmt(m['libcoap_proxy'][key], spec):>11}"
               f"{fmt(m['direct'][key], spec):>10}{fmt(r['coap_edge_over_libcoap_proxy'][key]):>9}"
               f"{fmt(r['coap_edge_over_direct'][key]):>12}", file=err)
