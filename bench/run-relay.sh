@@ -60,6 +60,8 @@ RESOURCE=/time
 
 INFLIGHT=$((SESSIONS * OUTSTANDING + 100))
 ((INFLIGHT <= 100000)) || INFLIGHT=100000
+# Read by start_agent in lib.sh:
+# shellcheck disable=SC2034
 AGENT_ACL_ALLOW='"GET /.well-known/core", "GET /status", "GET /nodes/**"'
 AGENT_LIMITS_EXTRA='per_node = { rate = 1000000.0, burst = 1000000 }'
 AGENT_EXTRA_TOML="[relay]
