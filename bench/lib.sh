@@ -1,5 +1,5 @@
-# Shared by run-termination.sh and run-memory.sh (sourced, not run): options, binaries, the two
-# servers under test on loopback, cleanup. Every wait here is bounded.
+# Shared by the bench/run-*.sh scripts (sourced, not run): options, binaries, the servers under
+# test on loopback, cleanup. Every wait here is bounded.
 
 BUILD_DIR=""
 SESSIONS=""
@@ -123,7 +123,13 @@ wait_listening() {
 
 # start_agent PORT MAX_SESSIONS: coap-edge-agent with PSK only, the bench identity imported.
 # Limits and an ACL are configured (as in production) but never bind: the cost of checking them
-# is part of what is measured.
+# is part of what is measured. Optional, set by the caller: AGENT_ACL_ALLOW (the bench identity's
+# allow list, TOML array items), AGENT_LIMITS_EXTRA (more [limits] keys), AGENT_EXTRA_TOML (more
+# sections, appended), AGENT_EXTRA_KEYS ("identity,hex" lines to import too). Sets AGENT_DIR.
+AGENT_ACL_ALLOW='"GET /.well-known/core", "GET /status"'
+AGENT_LIMITS_EXTRA=""
+AGENT_EXTRA_TOML=""
+AGENT_EXTRA_KEYS=""
 start_agent() {
   local port=$1 max_sessions=$2 dir
   dir=$(mktemp -d "$WORK/agent.XXXXXX")
@@ -143,11 +149,15 @@ $(if [[ "$AUTH" == x509 ]]; then
 max_sessions = $max_sessions
 max_handshakes = 100
 per_identity = { rate = 1000000.0, burst = 1000000 }
+$AGENT_LIMITS_EXTRA
 [[acl]]
 identity = "bench-*"
-allow = ["GET /.well-known/core", "GET /status"]
+allow = [$AGENT_ACL_ALLOW]
+$AGENT_EXTRA_TOML
 TOML
-  "$CTL" --config "$dir/agent.toml" keys import - <<<"$PSK_IDENTITY,$PSK_HEX" >"$dir/import.log" 2>&1 ||
+  AGENT_DIR=$dir
+  printf '%s,%s\n%s' "$PSK_IDENTITY" "$PSK_HEX" "$AGENT_EXTRA_KEYS" |
+    "$CTL" --config "$dir/agent.toml" keys import - >"$dir/import.log" 2>&1 ||
     die "coap-edge-ctl keys import failed: $(cat "$dir/import.log")"
   "$AGENT" --config "$dir/agent.toml" >"$dir/agent.log" 2>&1 &
   AGENT_PID=$!
@@ -155,12 +165,14 @@ TOML
   wait_listening "$AGENT_PID" "$port" || die "coap-edge-agent did not listen on 127.0.0.1:$port: $(tail -5 "$dir/agent.log")"
 }
 
-# start_peer PORT: libcoap's example coap-server on the same libcoap + mbedTLS, same PSK, DTLS on PORT+1.
+# start_peer PORT [ARGS...]: libcoap's example coap-server on the same libcoap + mbedTLS, same PSK,
+# plain CoAP on PORT and DTLS on PORT+1; ARGS go to it too (e.g. -P for its forward-proxy mode).
 start_peer() {
   local port=$1
+  shift
   local pki=()
   [[ "$AUTH" == x509 ]] && pki=(-c "$PKI/gw-bench.crt" -j "$PKI/gw-bench.key" -C "$PKI/ca.crt")
-  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" "${pki[@]}" >>"$WORK/peer.log" 2>&1 &
+  "$PEER" -A 127.0.0.1 -p "$port" -k "0x$PSK_HEX" "${pki[@]}" "$@" >>"$WORK/peer.log" 2>&1 &
   PEER_PID=$!
   PIDS+=("$PEER_PID")
   wait_listening "$PEER_PID" "$((port + 1))" || die "coap-server did not listen on 127.0.0.1:$((port + 1)): $(tail -5 "$WORK/peer.log")"
@@ -180,13 +192,15 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # CPU time (user + system) of PID so far, in clock ticks.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
-# loadgen SERVER_PID PORT OUT_JSON LABEL [extra loadgen options...]: runs the generator; the
-# server's CPU time over the load phase (from the end of the handshakes to the generator's exit)
-# goes to OUT_JSON.cpu as "ticks ticks_per_second", so that cost per request can be read even on
-# a machine that other work keeps busy.
+# loadgen SERVER_PID[,PID...] PORT OUT_JSON LABEL [extra loadgen options...]: runs the generator;
+# the server's CPU time over the load phase (from the end of the handshakes to the generator's
+# exit) goes to OUT_JSON.cpu as "ticks ticks_per_second", so that cost per request can be read
+# even on a machine that other work keeps busy; that of the i-th further PID (a relay's node) to
+# OUT_JSON.cpu.i (i = 2, 3, ...).
 loadgen() {
-  local server=$1 port=$2 out=$3 label=$4 ready="$3.ready" gen t0 t1
+  local servers=$1 port=$2 out=$3 label=$4 ready="$3.ready" gen t0=() t1 pids i
   shift 4
+  IFS=, read -r -a pids <<<"$servers"
   "$LOADGEN" --host 127.0.0.1 --port "$port" --path /.well-known/core --label "$label" \
     "${AUTH_ARGS[@]}" --workers "$WORKERS" --ready-file "$ready" "$@" >"$out" &
   gen=$!
@@ -196,11 +210,13 @@ loadgen() {
     kill -0 "$gen" 2>/dev/null || break
     sleep 0.01
   done
-  t0=$(cpu_ticks "$server")
+  for i in "${!pids[@]}"; do t0[i]=$(cpu_ticks "${pids[i]}"); done
   local rc=0
   wait "$gen" || rc=$?
   forget_pid "$gen"
   [[ $rc -eq 0 ]] || die "load generator failed against $label (127.0.0.1:$port)"
-  t1=$(cpu_ticks "$server")
-  echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$out.cpu"
+  for i in "${!pids[@]}"; do
+    t1=$(cpu_ticks "${pids[i]}")
+    echo "$((t1 - t0[i])) $(getconf CLK_TCK)" >"$out.cpu$([[ $i -eq 0 ]] || echo ".$((i + 1))")"
+  done
 }

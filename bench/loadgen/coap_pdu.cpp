@@ -5,26 +5,39 @@
 
 namespace coap_edge::bench {
 
+namespace {
+
+// RFC 7252 §3.1: a nibble below 13 is the value; 13 adds one byte (value - 13), 14 two (- 269).
+unsigned nibble(std::size_t value) { return value < 13 ? static_cast<unsigned>(value) : value < 269 ? 13U : 14U; }
+
+void appendExtended(std::vector<std::uint8_t>& out, std::size_t value) {
+  if (value < 13) return;
+  if (value < 269) {
+    out.push_back(static_cast<std::uint8_t>(value - 13));
+  } else {
+    out.push_back(static_cast<std::uint8_t>((value - 269) >> 8));
+    out.push_back(static_cast<std::uint8_t>(value - 269));
+  }
+}
+
+}  // namespace
+
+void appendOption(std::vector<std::uint8_t>& out, unsigned& last, unsigned number, std::string_view value) {
+  const std::size_t delta = number - last;
+  out.push_back(static_cast<std::uint8_t>(nibble(delta) << 4 | nibble(value.size())));
+  appendExtended(out, delta);
+  appendExtended(out, value.size());
+  out.insert(out.end(), value.begin(), value.end());
+  last = number;
+}
+
 std::vector<std::uint8_t> encodeUriPath(const std::string& path) {
-  constexpr unsigned kUriPath = 11;
   std::vector<std::uint8_t> out;
-  unsigned delta = kUriPath;
+  unsigned last = 0;
   std::size_t pos = 1;  // after the leading '/'
   while (pos <= path.size()) {
     const std::size_t slash = std::min(path.find('/', pos), path.size());
-    const std::size_t len = slash - pos;
-    if (len > 0) {
-      // Uri-Path delta is 11 then 0 (< 13); segment lengths up to 268 use one extended byte.
-      if (len < 13) {
-        out.push_back(static_cast<std::uint8_t>(delta << 4 | len));
-      } else {
-        out.push_back(static_cast<std::uint8_t>(delta << 4 | 13U));
-        out.push_back(static_cast<std::uint8_t>(len - 13));
-      }
-      out.insert(out.end(), path.begin() + static_cast<std::ptrdiff_t>(pos),
-                 path.begin() + static_cast<std::ptrdiff_t>(slash));
-      delta = 0;
-    }
+    if (slash > pos) appendOption(out, last, kUriPath, std::string_view(path).substr(pos, slash - pos));
     pos = slash + 1;
   }
   return out;

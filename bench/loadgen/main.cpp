@@ -202,6 +202,7 @@ int run(const Options& o) {
     load->dtls_errors += r->dtls_errors;
     load->sessions_lost += r->sessions_lost;
     load->send_drops += r->send_drops;
+    load->empty_acks += r->empty_acks;
     load->response_bytes += r->response_bytes;
     load->cpu_us += r->cpu_us;
     load->latency.merge(r->latency);
@@ -214,7 +215,9 @@ int run(const Options& o) {
                                load->server_errors + load->dtls_errors + load->sessions_lost;
   nlohmann::ordered_json report = {
       {"label", o.label},
-      {"target", fmt::format("{}:{}{}", o.host, o.port, o.path)},
+      {"target", fmt::format("{}:{}{}", o.host, o.port, o.proxy_uri.empty() ? o.path : "")},
+      {"proxy_uri", o.proxy_uri},
+      {"unique_query", o.unique_query},
       {"mode", o.cert_file.empty() ? "psk" : "ecdhe-ecdsa"},
       {"cipher_suite", total.cipher_suite.data()},
       {"workers", o.workers},
@@ -238,6 +241,9 @@ int run(const Options& o) {
       {"generator_cpu_seconds_per_second", static_cast<double>(load->cpu_us) / 1e6 / o.duration_s},
       {"retransmissions", load->retransmissions},
       {"send_drops", load->send_drops},
+      // Requests first answered by an empty ACK, the response following as a separate message
+      // (which the generator acknowledges): two more datagrams each than a piggybacked response.
+      {"separate_responses", load->empty_acks},
       {"errors",
        {{"total", errors},
         {"handshake_failures", total.failures},

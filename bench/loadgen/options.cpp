@@ -16,6 +16,11 @@ confirmable GETs outstanding on each for a fixed time, and prints one JSON repor
   --host ADDR               server address, numeric (default 127.0.0.1)
   --port N                  server port (default 5684)
   --path /P                 resource to GET (default /.well-known/core)
+  --proxy-uri URI           send Proxy-Uri URI (e.g. coap://127.0.0.1:5683/time) instead of
+                            --path, to a forward proxy at --host/--port (at most 200 bytes)
+  --unique-query            give every request its own query (Uri-Query n=..., or ?n=... on
+                            the Proxy-Uri), unique within the run and kept on retransmissions,
+                            so that no cache and no coalescing of identical requests answers it
   --psk-identity ID         PSK identity
   --psk-hex HEX             PSK in hex
   --cert F --key F          client certificate and key (PEM/DER): ECDHE-ECDSA instead of PSK
@@ -72,6 +77,10 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
       exit_code = 0;
       return std::nullopt;
     }
+    if (flag == "--unique-query") {
+      o.unique_query = true;
+      continue;
+    }
     if (i + 1 >= argc) return fail(fmt::format("{} needs a value", flag));
     const std::string_view v = argv[++i];
     bool ok = true;
@@ -80,6 +89,11 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
     else if (flag == "--path") {
       o.path = v;
       ok = !v.empty() && v.front() == '/' && v.size() < 200;
+    }
+    else if (flag == "--proxy-uri") {
+      o.proxy_uri = v;
+      // An absolute URI without a fragment (RFC 7252 §5.10.2); the proxy checks the rest.
+      ok = v.size() <= 200 && v.find("://") != std::string_view::npos && v.find('#') == std::string_view::npos;
     }
     else if (flag == "--label") o.label = v;
     else if (flag == "--psk-identity") {

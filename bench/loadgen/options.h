@@ -13,6 +13,8 @@ struct Options {
   std::string host = "127.0.0.1";  ///< numeric IPv4 or IPv6 address
   std::uint16_t port = 5684;
   std::string path = "/.well-known/core";
+  std::string proxy_uri;      ///< set: requests carry this Proxy-Uri instead of Uri-Path (forward proxy)
+  bool unique_query = false;  ///< every request gets its own query, so no cache or coalescing answers it
   std::string label;  ///< copied into the JSON report
 
   std::string psk_identity;

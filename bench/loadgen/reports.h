@@ -30,6 +30,7 @@ struct LoadReport {
   std::uint64_t dtls_errors = 0;
   std::uint64_t sessions_lost = 0;  ///< closed by the peer or by a fatal DTLS error
   std::uint64_t send_drops = 0;     ///< datagrams the socket refused (EAGAIN)
+  std::uint64_t empty_acks = 0;     ///< requests answered by an empty ACK first (separate responses)
   std::uint64_t response_bytes = 0;
   std::uint64_t cpu_us = 0;  ///< the worker's own CPU time (user + system) in the load phase
   Histogram latency;

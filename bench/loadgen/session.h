@@ -33,6 +33,7 @@ struct Session {
   Session& operator=(const Session&) = delete;
 
   int fd = -1;
+  std::uint32_t index = 0;  ///< within its worker (part of --unique-query's query)
   State state = State::Pending;
   mbedtls_ssl_context ssl;
   mbedtls_timing_delay_context timer{};

@@ -53,6 +53,13 @@ void copyText(std::array<char, N>& out, const std::string& text) {
   out[n] = '\0';
 }
 
+std::vector<std::uint8_t> proxyUriOption(const std::string& uri) {
+  std::vector<std::uint8_t> out;
+  unsigned last = 0;
+  appendOption(out, last, kProxyUri, uri);
+  return out;
+}
+
 bool writeAll(int fd, const void* data, std::size_t len) {
   const auto* p = static_cast<const char*>(data);
   while (len > 0) {
@@ -84,7 +91,8 @@ int recvCb(void* ctx, unsigned char* buf, std::size_t len) {
 
 class Worker {
  public:
-  Worker(const Options& o, const WorkerShare& share) : o_(o), share_(share), options_(encodeUriPath(o.path)) {}
+  Worker(const Options& o, const WorkerShare& share)
+      : o_(o), share_(share), options_(o.proxy_uri.empty() ? encodeUriPath(o.path) : proxyUriOption(o.proxy_uri)) {}
   ~Worker() {
     if (epoll_ >= 0) ::close(epoll_);
   }
@@ -112,6 +120,8 @@ class Worker {
  private:
   std::string setup() {
     if (std::string error = tls_.setup(o_); !error.empty()) return error;
+    // A request is built in 256 bytes: header and token (8), the options, a per-request query (< 48).
+    if (options_.size() + 8 + 48 > 256) return "--path or --proxy-uri is too long for one request";
     if (::inet_pton(AF_INET, o_.host.c_str(), &addr4_.sin_addr) == 1) {
       addr4_.sin_family = AF_INET;
       addr4_.sin_port = htons(o_.port);
@@ -131,6 +141,7 @@ class Worker {
   /// Socket + mbedTLS context + first flight; false (with a reason) if it failed locally.
   bool start(std::uint32_t index, std::string& why) {
     Session& s = *sessions_[index];
+    s.index = index;
     const bool v4 = addr4_.sin_family == AF_INET;
     s.fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s.fd < 0) {
@@ -258,9 +269,29 @@ class Worker {
     if (hs.end_ns == 0) hs.end_ns = monotonicNs(Clock::now());
   }
 
+  /// The options of one request: the fixed Uri-Path, or Proxy-Uri, plus its own query with
+  /// --unique-query (worker pid, session, token: unique within the run, the same on a retransmission).
+  const std::vector<std::uint8_t>& requestOptions(const Session& s, const Slot& slot) {
+    if (!o_.unique_query) return options_;
+    std::array<char, 40> query{};
+    const auto q = fmt::format_to_n(query.data(), query.size(), "n={:x}.{:x}.{:x}", pid_, s.index, slot.token);
+    const std::string_view query_text(query.data(), std::min(q.size, query.size()));
+    unsigned last = 0;
+    if (o_.proxy_uri.empty()) {
+      scratch_ = options_;
+      if (!options_.empty()) last = kUriPath;
+      appendOption(scratch_, last, kUriQuery, query_text);
+    } else {
+      scratch_.clear();
+      proxy_uri_.assign(o_.proxy_uri).append(o_.proxy_uri.find('?') == std::string::npos ? "?" : "&").append(query_text);
+      appendOption(scratch_, last, kProxyUri, proxy_uri_);
+    }
+    return scratch_;
+  }
+
   void send(Session& s, Slot& slot) {
     std::array<std::uint8_t, 256> pdu{};
-    const std::size_t len = encodeGet(pdu, slot.mid, slot.token, options_);
+    const std::size_t len = encodeGet(pdu, slot.mid, slot.token, requestOptions(s, slot));
     const int rc = mbedtls_ssl_write(&s.ssl, pdu.data(), len);
     if (rc == static_cast<int>(len)) return;
     if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
@@ -305,7 +336,10 @@ class Worker {
       return;
     }
     if (h->code == 0) {  // empty ACK: the response comes separately
-      if (Slot* slot = slotByMid(s, h->mid); slot && h->type == CoapType::Ack) slot->acked = true;
+      if (Slot* slot = slotByMid(s, h->mid); slot && h->type == CoapType::Ack && !slot->acked) {
+        slot->acked = true;
+        ++load_.empty_acks;
+      }
       return;
     }
     if (h->type == CoapType::Con) {
@@ -411,7 +445,10 @@ class Worker {
 
   const Options& o_;
   WorkerShare share_;
-  std::vector<std::uint8_t> options_;
+  std::vector<std::uint8_t> options_;  ///< Uri-Path, encoded once (empty with --proxy-uri)
+  std::vector<std::uint8_t> scratch_;  ///< per-request options (--unique-query, --proxy-uri)
+  std::string proxy_uri_;
+  const pid_t pid_ = ::getpid();
   TlsConfig tls_;
   sockaddr_in addr4_{};
   sockaddr_in6 addr6_{};

@@ -1,6 +1,7 @@
-// The benchmark harness itself (bench/): its side-by-side scripts, run with tiny loads, start both
-// servers, drive them with coap-edge-loadgen and report numbers for each. Nothing here looks at
-// how fast anything is: this machine is shared, and speed is read from bench/README.md runs.
+// The benchmark harness itself (bench/): its side-by-side scripts, run with tiny loads, start the
+// servers (for the relay also the node), drive them with coap-edge-loadgen and report numbers for
+// each. Nothing here looks at how fast anything is: this machine is shared, and speed is read from
+// bench/README.md runs.
 
 #include "harness.h"
 
@@ -85,6 +86,35 @@ TEST(BenchSmoke, ScalingKeepsIdleSessionsEstablishedAndLoadsOnlyTheActiveOnes) {
     }
   }
   EXPECT_TRUE(summary.at("throughput_at_max_over_min").at("coap_edge").is_number()) << summary.dump(2);
+}
+
+TEST(BenchSmoke, RelayServesRequestsThroughBothRelaysAndDirect) {
+  TempDir dir;
+  const auto out = dir / "relay.json";
+  const auto r = runScript("run-relay.sh", {"--sessions", "2", "--outstanding", "2", "--duration", "1", "--json-out",
+                                            out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto summary = nlohmann::json::parse(readFile(out));
+  for (const char* variant : {"uncached", "cached"}) {
+    const auto& v = summary.at("variants").at(variant);
+    for (const char* side : {"coap_edge", "libcoap_proxy", "direct"}) {
+      SCOPED_TRACE(std::string(variant) + " " + side);
+      const auto& report = v.at(side);
+      EXPECT_EQ(report.at("sessions_established").get<int>(), 2) << report.dump(2);
+      EXPECT_GT(report.at("requests_completed").get<std::uint64_t>(), 0U) << report.dump(2);
+      EXPECT_EQ(report.at("errors").at("client_errors_4xx").get<std::uint64_t>(), 0U) << report.dump(2);
+    }
+    EXPECT_TRUE(v.at("ratios").at("coap_edge_over_libcoap_proxy").at("requests_per_second").is_number()) << v.dump(2);
+  }
+  // Uncached: every request the agent answered went to the node (the count includes requests
+  // still in flight when the run ended); cached: the agent's cache answered.
+  const auto& uncached = summary.at("variants").at("uncached");
+  EXPECT_GE(uncached.at("coap_edge_node_exchanges_per_request").get<double>(), 1.0) << uncached.dump(2);
+  EXPECT_TRUE(uncached.at("coap_edge").at("unique_query").get<bool>());
+  EXPECT_FALSE(uncached.at("libcoap_proxy").at("proxy_uri").get<std::string>().empty());
+  const auto& cached = summary.at("variants").at("cached").at("coap_edge");
+  EXPECT_GT(cached.at("coap_edge_relay").at("cache").at("hits").get<std::uint64_t>(), 0U) << cached.dump(2);
+  EXPECT_NE(r.err.find("requests/s"), std::string::npos) << r.err;
 }
 
 TEST(BenchSmoke, LoadGeneratorSaysWhyWhenNoServerAnswers) {
