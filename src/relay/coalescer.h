@@ -44,6 +44,8 @@ class Coalescer {
   };
 
   explicit Coalescer(CoalescerLimits limits = {}) : limits_(limits) {}
+  /// New bounds for later joins; what is in flight stays.
+  void setLimits(CoalescerLimits limits) { limits_ = limits; }
 
   Coalescer(const Coalescer&) = delete;
   Coalescer& operator=(const Coalescer&) = delete;

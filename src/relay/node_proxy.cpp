@@ -125,12 +125,23 @@ coap::Response mapFailure(const coap::ClientResult& result, ProxyStats& stats) {
   }
 }
 
+// max_in_flight bounds the exchanges with nodes (admit() answers 5.03 beyond it); identical
+// requests waiting for one exchange cost a deferred answer each, already bounded by sessions and
+// per-identity limits, so a burst of them is coalesced rather than refused (a fixed 64 did:
+// a cached resource expiring under load turned into 5.03s).
+constexpr std::size_t kMaxWaitersPerExchange = 4096;
+
+CoalescerLimits coalescerLimits(const ProxySettings& s) {
+  return CoalescerLimits{s.max_in_flight + 1, kMaxWaitersPerExchange};
+}
+
 bool cacheable(coap::Method m) { return m == coap::Method::get || m == coap::Method::fetch; }
 
 }  // namespace
 
 NodeProxy::NodeProxy(coap::Server& server, discovery::NodeRegistry& registry, ProxySettings settings)
     : server_(server), registry_(registry), settings_(std::move(settings)) {
+  coalescer_.setLimits(coalescerLimits(settings_));
   if (settings_.cache_max_bytes > 0) cache_.emplace(CacheLimits{settings_.cache_max_bytes, 4096, 64 * 1024});
   std::weak_ptr<bool> alive = alive_;
   registry_.subscribe([this, alive](discovery::NodeEvent event, const discovery::NodeRecord& node) {
@@ -160,6 +171,7 @@ void NodeProxy::setSettings(const ProxySettings& settings) {
   const bool observe = settings_.observe;
   settings_ = settings;
   settings_.observe = observe;
+  coalescer_.setLimits(coalescerLimits(settings_));
 }
 
 void NodeProxy::setValueSink(ValueSink sink) {
