@@ -203,11 +203,14 @@ struct OutgoingRequest {
 struct UpstreamTarget {
   std::string host;         ///< numeric IPv4 or IPv6 (resolve names before, off the event loop)
   std::uint16_t port = 5684;
-  /// SNI; empty: none (an IP literal). DTLS-PSK only: libcoap keeps one certificate setup per
-  /// context, which the downstream server owns, so X.509 is refused before this (the agent).
+  /// SNI (a host name; empty: none). With X.509 also the name the server's certificate must
+  /// carry (subjectAltName dNSName, else subject CN), which must then not be empty.
   std::string server_name;
-  std::string psk_identity; ///< identity and key
+  std::string psk_identity; ///< PSK mode: identity and key
   tls::SecretBytes psk_key;
+  /// X.509 mode: our client certificate and key, and the CA the server's certificate must chain
+  /// to. libcoap (with our patch 0007) keeps this apart from the downstream server's setup.
+  std::optional<PkiFiles> pki;
   /// The ACL identity of requests the upstream sends over this session.
   std::string identity = "upstream";
   bool use_cid = true;  ///< DTLS Connection ID (RFC 9146): NAT rebinding costs no handshake
@@ -514,6 +517,9 @@ class Server {
   UpstreamHandler upstream_events_;
   std::vector<std::pair<UpstreamEvent, std::string>> upstream_pending_;  ///< delivered from process()
   std::string upstream_sni_;            ///< libcoap keeps a pointer during setup
+  std::array<std::string, 3> upstream_pki_paths_;  ///< certificate, key, CA (read per handshake)
+  /// Why the upstream's certificate was refused (set by the verify hook, reported with DTLS_ERROR).
+  std::string upstream_refusal_;
   UpstreamStats upstream_stats_;
   std::chrono::steady_clock::time_point upstream_heard_{};
   coap_resource_t* proxy_resource_ = nullptr;  ///< owned by the context

@@ -27,6 +27,7 @@ namespace {
 
 using detail::remoteIp;
 using detail::serverOf;
+using detail::verifyInfo;
 
 constexpr std::string_view kLogTag = "coap";
 
@@ -51,8 +52,15 @@ std::string commonName(const mbedtls_x509_crt& crt) {
   return std::string(reinterpret_cast<const char*>(cn->val.p), cn->val.len);
 }
 
-/// Mbed TLS's text for verification flags, first reason only ("The certificate is not correctly
-/// signed by the trusted CA").
+
+policy::Nanos steadyNanos(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+namespace detail {
+
 std::string verifyInfo(std::uint32_t flags) {
   std::array<char, 512> buf{};
   if (mbedtls_x509_crt_verify_info(buf.data(), buf.size(), "", flags) <= 0) return fmt::format("flags {:#x}", flags);
@@ -61,11 +69,7 @@ std::string verifyInfo(std::uint32_t flags) {
   return text;
 }
 
-policy::Nanos steadyNanos(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-}  // namespace
+}  // namespace detail
 
 struct HandshakeCallbacks {
   /// Mbed TLS's per-context verify callback, called for each certificate of the peer's chain

@@ -1,16 +1,20 @@
 // The upstream session: the gateway as a DTLS client of the upstream service, on the server's own
 // context, so that requests the upstream sends back over it reach the same resources (role
 // reversal) and our requests to it use the same client machinery (server_client.cpp). libcoap
-// does the handshake, retransmission, block-wise and DTLS Connection ID; this file sets up the
-// PSK credentials (X.509 is refused: libcoap keeps one certificate setup per context, which
-// the downstream server owns) and turns libcoap's session events into UpstreamEvents
+// does the handshake, retransmission, block-wise and DTLS Connection ID; this file sets the
+// credentials up (PSK, or X.509 with the server's certificate verified against the CA, its
+// validity and the configured name; libcoap keeps this client setup apart from the downstream
+// server's, cmake/patches/0007) and turns libcoap's session events into UpstreamEvents
 // delivered from process().
 
 #include "coap/server.h"
 #include "coap/session_util.h"
 
+#include "tls/certificates.h"
 
 #include <coap3/coap.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
 
 #include <netdb.h>
 
@@ -25,6 +29,49 @@ constexpr std::uint8_t kMaxRetransmit = 4;
 
 }  // namespace
 
+struct UpstreamCallbacks {
+  /// Mbed TLS's verify callback for the upstream session, for each certificate of the server's
+  /// chain (its own last, at depth 0). libcoap's callback (on the config) judges the chain and
+  /// validity first; we add the name: libcoap clears Mbed TLS's name mismatch flag, and with an
+  /// IP address in uri no name is checked at all, so the server's certificate must carry
+  /// server_name here. The first reason for a refusal is kept for the DTLS_ERROR event.
+  static int verify(void* arg, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) noexcept {
+    auto* session = static_cast<coap_session_t*>(arg);
+    coap_tls_library_t lib{};
+    auto* ssl = static_cast<mbedtls_ssl_context*>(coap_session_get_tls(session, &lib));
+    if (ssl == nullptr || lib != COAP_TLS_LIBRARY_MBEDTLS) {
+      *flags |= MBEDTLS_X509_BADCERT_OTHER;  // not the session we hooked: trust nothing
+      return 0;
+    }
+    int ret = 0;
+    const mbedtls_ssl_config* conf = mbedtls_ssl_context_get_config(ssl);
+    if (conf != nullptr && conf->MBEDTLS_PRIVATE(f_vrfy) != nullptr) {
+      ret = conf->MBEDTLS_PRIVATE(f_vrfy)(conf->MBEDTLS_PRIVATE(p_vrfy), crt, depth, flags);
+    }
+    try {
+      Server* self = detail::serverOf(session);
+      if (self == nullptr || session != self->upstream_) {
+        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+        return ret;
+      }
+      if (depth == 0 && !tls::certificateNamesHost({crt->raw.p, crt->raw.len}, self->upstream_sni_)) {
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+      }
+      if (*flags != 0 && self->upstream_refusal_.empty()) {
+        self->upstream_refusal_ = "server certificate refused: " + detail::verifyInfo(*flags);
+        if ((*flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) != 0) {
+          self->upstream_refusal_ = "server certificate refused: it is not for '" + self->upstream_sni_ + "'";
+        } else if (depth != 0) {
+          self->upstream_refusal_ += " (certificate at depth " + std::to_string(depth) + ")";
+        }
+      }
+    } catch (...) {
+      *flags |= MBEDTLS_X509_BADCERT_OTHER;  // out of memory: refuse rather than guess
+    }
+    return ret;
+  }
+};
+
 bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler events, std::string& error) {
   disconnectUpstream();
   coap_address_t dst;
@@ -35,10 +82,51 @@ bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler event
   // No SNI for an IP literal (RFC 6066 §3 allows only host names there).
   upstream_sni_ = target.server_name;
   char* sni = upstream_sni_.empty() ? nullptr : upstream_sni_.data();
+  upstream_refusal_.clear();
   coap_session_t* session = nullptr;
-  {
-    // PSK only: a client certificate would replace the downstream server's (one PKI setup per
-    // libcoap context), so the agent refuses X.509 for the upstream before it gets here.
+  if (target.pki) {
+    if (upstream_sni_.empty()) {
+      error = "X.509 needs the name the server's certificate must carry";
+      return false;
+    }
+    upstream_pki_paths_ = {target.pki->certificate.string(), target.pki->private_key.string(), target.pki->ca.string()};
+    coap_dtls_pki_t pki;
+    std::memset(&pki, 0, sizeof(pki));
+    pki.version = COAP_DTLS_PKI_SETUP_VERSION;
+    // The upstream must prove who it is: a certificate that chains to our CA, inside its
+    // validity, not self-signed, and (UpstreamCallbacks::verify) for server_name. Never the
+    // permissive settings of libcoap's example client.
+    pki.verify_peer_cert = 1;
+    pki.check_common_ca = 1;
+    pki.allow_self_signed = 0;
+    pki.allow_expired_certs = 0;
+    pki.cert_chain_validation = 1;
+    pki.cert_chain_verify_depth = 3;
+    pki.check_cert_revocation = 0;  // no CRL distribution for the upstream
+    pki.allow_no_crl = 1;
+    pki.allow_expired_crl = 0;
+    pki.allow_bad_md_hash = 0;
+    pki.allow_short_rsa_length = 0;
+    pki.use_cid = target.use_cid ? 1 : 0;
+    pki.client_sni = sni;
+    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
+    pki.pki_key.key.pem.public_cert = upstream_pki_paths_[0].c_str();
+    pki.pki_key.key.pem.private_key = upstream_pki_paths_[1].c_str();
+    pki.pki_key.key.pem.ca_file = upstream_pki_paths_[2].c_str();
+    session = coap_new_client_session_pki(context_.get(), nullptr, &dst, COAP_PROTO_DTLS, &pki);
+    if (session != nullptr) {
+      // libcoap made the session's TLS context and sent the ClientHello; the server's
+      // certificate comes a round trip later, so the hook is in place before it can arrive.
+      coap_tls_library_t lib{};
+      void* tls = coap_session_get_tls(session, &lib);
+      if (tls == nullptr || lib != COAP_TLS_LIBRARY_MBEDTLS) {
+        coap_session_release(session);
+        error = "libcoap made no Mbed TLS context for the upstream session";
+        return false;
+      }
+      mbedtls_ssl_set_verify(static_cast<mbedtls_ssl_context*>(tls), &UpstreamCallbacks::verify, session);
+    }
+  } else {
     coap_dtls_cpsk_t cpsk;
     std::memset(&cpsk, 0, sizeof(cpsk));
     cpsk.version = COAP_DTLS_CPSK_SETUP_VERSION;
@@ -60,7 +148,7 @@ bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler event
   upstream_up_ = false;
   upstream_events_ = std::move(events);
   upstream_peer_ = PeerIdentity{};
-  upstream_peer_.kind = AuthKind::psk;
+  upstream_peer_.kind = target.pki ? AuthKind::x509 : AuthKind::psk;
   upstream_peer_.identity = target.identity;
   upstream_peer_.address = detail::remoteText(session);
   upstream_heard_ = std::chrono::steady_clock::now();
@@ -118,7 +206,9 @@ bool Server::onUpstreamEvent(coap_session_t* session, int event) {
       upstream_pending_.emplace_back(UpstreamEvent::connected, upstream_peer_.address);
       break;
     case COAP_EVENT_DTLS_ERROR:
-      upstreamEnded(UpstreamEvent::failed, "DTLS handshake failed (credentials, certificate or name)");
+      upstreamEnded(UpstreamEvent::failed, upstream_refusal_.empty()
+                                               ? std::string("DTLS handshake failed (credentials, certificate or name)")
+                                               : "DTLS handshake failed: " + upstream_refusal_);
       break;
     case COAP_EVENT_DTLS_CLOSED:
       upstreamEnded(UpstreamEvent::closed, "the upstream closed the DTLS session");

@@ -57,4 +57,8 @@ inline std::string remoteIp(const coap_session_t* session) {
   return text == nullptr ? std::string("?") : std::string(text);
 }
 
+/// Mbed TLS's text for X.509 verification flags, first reason only ("The certificate is not
+/// correctly signed by the trusted CA"); server_handshakes.cpp.
+[[nodiscard]] std::string verifyInfo(std::uint32_t flags);
+
 }  // namespace coap_edge::coap::detail

@@ -83,13 +83,13 @@ std::optional<std::string> checkReferencedFiles(const config::Config& cfg) {
   if (auto problem = config::checkUpstreamFiles(cfg)) return problem->str();
   if (auto problem = config::checkNodeCredentialFiles(cfg)) return problem->str();
   if (cfg.upstream && cfg.upstream->x509()) {
-    // libcoap 4.3.5's Mbed TLS backend keeps one certificate setup per context, shared by the
-    // server and client roles: a client certificate for the upstream would replace the
-    // downstream server's certificate and CA, and with downstream PSK on, the client side picks
-    // PSK regardless. Refused until libcoap keeps them apart (a patch of ours, next).
-    return at(cfg, cfg.upstream->certificate->where,
-              "[upstream] X.509 is not supported by this version (libcoap shares one certificate setup "
-              "between the downstream server and the upstream client); use psk_identity and psk_key_file");
+    const auto& u = *cfg.upstream;
+    if (auto problem = tls::checkPkiFiles(u.certificate->value, u.private_key->value, u.ca->value)) {
+      const config::Position where = problem->file == tls::PkiFile::certificate ? u.certificate->where
+                                     : problem->file == tls::PkiFile::private_key ? u.private_key->where
+                                                                                   : u.ca->where;
+      return at(cfg, where, "[upstream] " + problem->message);
+    }
   }
   return std::nullopt;
 }

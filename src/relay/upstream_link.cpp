@@ -87,7 +87,8 @@ UpstreamLink::UpstreamLink(coap::Server& server, discovery::NodeRegistry& regist
       if (!alive.expired()) onValue(node, path, value);
     });
   }
-  CE_LOG_INFO("upstream {} (PSK), registration {}, telemetry {}", config_.uri.value.text,
+  CE_LOG_INFO("upstream {} ({}), registration {}, telemetry {}", config_.uri.value.text,
+              config_.x509() ? "X.509" : "PSK",
               config_.registration == config::RdRegistrationMode::gateway ? "as the gateway" : "per node",
               config_.telemetry_path ? config_.telemetry_path->value : std::string("off"));
 }
@@ -174,11 +175,17 @@ void UpstreamLink::connect(const std::string& address) {
   target.host = address;
   target.port = config_.uri.value.port;
   target.identity = config_.identity;
-  // PSK: the agent refuses X.509 for the upstream at start-up (checkReferencedFiles).
-  target.psk_identity = config_.psk_identity.value_or("");
-  target.psk_key = tls::SecretBytes(psk_key_.span());
-  // SNI only carries names (RFC 6066 §3).
-  if (!config_.uri.value.ip_literal) target.server_name = config_.uri.value.host;
+  if (config_.x509()) {
+    target.pki = coap::PkiFiles{config_.certificate->value, config_.private_key->value, config_.ca->value};
+    // The name the server's certificate must carry, also sent as SNI: server_name, else the
+    // uri's host (the config requires server_name when that is an IP address).
+    target.server_name = config_.serverName();
+  } else {
+    target.psk_identity = config_.psk_identity.value_or("");
+    target.psk_key = tls::SecretBytes(psk_key_.span());
+    // SNI only carries names (RFC 6066 §3).
+    if (!config_.uri.value.ip_literal) target.server_name = config_.uri.value.host;
+  }
   std::string error;
   std::weak_ptr<bool> alive = alive_;
   const bool started = server_.connectUpstream(target, [this, alive](coap::UpstreamEvent e, const std::string& detail) {

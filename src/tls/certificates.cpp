@@ -380,6 +380,44 @@ Result<Certificate> parseCertificate(std::span<const std::uint8_t> pem_or_der) {
   return detail::describe(crt.v);
 }
 
+namespace {
+
+bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// One presented name against the host. Exact only: no wildcards, which upstream certificates
+// for one service do not need and whose rules (RFC 6125 §6.4.3) are a source of mistakes.
+bool nameMatches(std::string_view presented, std::string_view host) {
+  return !presented.empty() && equalsIgnoringCase(presented, host);
+}
+
+}  // namespace
+
+bool certificateNamesHost(std::span<const std::uint8_t> der, std::string_view host) {
+  if (host.empty()) return false;
+  detail::Crt crt;
+  if (mbedtls_x509_crt_parse_der(&crt.v, der.data(), der.size()) != 0) return false;
+  bool has_dns_name = false;
+  for (const mbedtls_x509_sequence* san = &crt.v.subject_alt_names; san != nullptr && san->buf.p != nullptr;
+       san = san->next) {
+    const int tag = san->buf.tag & (MBEDTLS_ASN1_TAG_CLASS_MASK | MBEDTLS_ASN1_TAG_VALUE_MASK);
+    if (tag != (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME)) continue;
+    has_dns_name = true;
+    if (nameMatches(std::string_view(reinterpret_cast<const char*>(san->buf.p), san->buf.len), host)) return true;
+  }
+  // The subject CN counts only for certificates without any dNSName (RFC 6125 §6.4.4).
+  if (has_dns_name) return false;
+  int count = 0;
+  const std::string cn = detail::commonNameOf(crt.v.subject, &count);
+  return count == 1 && nameMatches(cn, host);
+}
+
 std::string serialHex(std::span<const std::uint8_t> raw) {
   std::size_t skip = 0;
   while (skip + 1 < raw.size() && raw[skip] == 0) ++skip;

@@ -153,6 +153,12 @@ struct CheckedCsr {
 /// Parses one certificate (PEM or DER).
 [[nodiscard]] Result<Certificate> parseCertificate(std::span<const std::uint8_t> pem_or_der);
 
+/// True if the certificate (DER) is for `host`, a host name (not an IP address): one of its
+/// subjectAltName dNSNames equals it, ASCII case ignored (no wildcards), or, only when it has no
+/// dNSName at all, its one subject CN does (RFC 6125 §6.4.4). Safe on any input; false for what
+/// does not parse.
+[[nodiscard]] bool certificateNamesHost(std::span<const std::uint8_t> der, std::string_view host);
+
 /// A serial number's INTEGER content bytes as stored and compared: lower-case hex, leading zero
 /// bytes dropped ("00" for a zero serial).
 [[nodiscard]] std::string serialHex(std::span<const std::uint8_t> raw);

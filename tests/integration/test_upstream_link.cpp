@@ -436,24 +436,150 @@ TEST(UpstreamNat, ANewSourcePortKeepsTheSessionThroughItsConnectionId) {
   EXPECT_EQ(countOf(readFile(dir / "peer.log"), "established"), 1u) << readFile(dir / "peer.log");
 }
 
-// X.509 to the upstream is refused at start-up, naming the line: libcoap 4.3.5 keeps one
-// certificate setup per context, so a client certificate for the upstream would replace the
-// downstream server's certificate and CA (and with downstream PSK on, the client would not use
-// it at all). Refusing is the safe answer until libcoap keeps the two roles apart.
-TEST(UpstreamX509, IsRefusedWithTheLineRatherThanReplacingTheServersCertificate) {
+// X.509 to the upstream, on loopback. The upstream has its own PKI, made with coap-edge-ctl (a
+// CA, its server certificate for upstream.example, the gateway's client certificate); the
+// agent's downstream has another (makeTestPki's, made with openssl). libcoap keeps one context
+// for both roles: with our patch 0007 the client session uses the client certificate without
+// touching the server's setup, which a device certificate from the downstream CA, presented
+// after the upstream session came up, proves.
+class UpstreamX509 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = makeTestPki(dir_.path());
+    // The upstream's PKI: a CA in a state directory of its own.
+    writeFile(dir_ / "up-ctl.toml", "[agent]\nname = \"up\"\nstate_dir = \"" + (dir_ / "up-state").string() + "\"\n");
+    const auto init = ctl(dir_ / "up-ctl.toml", {"ca", "init", "--days", "2"});
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    const auto server = ctl(dir_ / "up-ctl.toml", {"cert", "issue", "upstream.example", "--out", (dir_ / "up").string(),
+                                                   "--days", "2", "--server", "--san", "upstream.example"});
+    ASSERT_EQ(server.exit_code, 0) << server.err;
+    const auto client = ctl(dir_ / "up-ctl.toml", {"cert", "issue", "gw-x509", "--out", (dir_ / "up").string(), "--days", "2"});
+    ASSERT_EQ(client.exit_code, 0) << client.err;
+    up_ca_ = dir_ / "up-state" / "ca" / "ca.crt";
+    up_port_ = freeUdpPort();
+    port_ = freeUdpPort();
+  }
+
+  // The upstream (coap-edge-testpeer) with its server certificate; it asks the gateway for
+  // /status over the gateway's session once that is up.
+  std::unique_ptr<Child> startUpstream() {
+    return std::make_unique<Child>(
+        std::vector<std::string>{testpeerBinary(), "upstream", "--listen", "127.0.0.1:" + std::to_string(up_port_),
+                                 "--certificate", (dir_ / "up" / "upstream.example.crt").string(), "--private-key",
+                                 (dir_ / "up" / "upstream.example.key").string(), "--ca", up_ca_.string(),
+                                 "--request", "GET /status", "--out", (dir_ / "peer.out").string(), "--exit-after", "30"},
+        std::map<std::string, std::string>{}, (dir_ / "peer.log").string());
+  }
+
+  // The agent: downstream X.509 (and PSK) with makeTestPki's CA; upstream X.509 with the
+  // gateway's client certificate, `ca` and `server_name` as given.
+  void startAgent(const std::filesystem::path& ca, const std::string& server_name) {
+    const std::string config =
+        "[agent]\nname = \"gw-x509\"\nstate_dir = \"" + (dir_ / "state").string() + "\"\nlog_level = \"debug\"\n"
+        "[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(port_) + "\"]\ncertificate = \"" + pki_.gw_crt.string() +
+        "\"\nprivate_key = \"" + pki_.gw_key.string() + "\"\nca = \"" + pki_.ca_crt.string() + "\"\n"
+        "[upstream]\nuri = \"coaps://127.0.0.1:" + std::to_string(up_port_) + "\"\ncertificate = \"" +
+        (dir_ / "up" / "gw-x509.crt").string() + "\"\nprivate_key = \"" + (dir_ / "up" / "gw-x509.key").string() +
+        "\"\nca = \"" + ca.string() + "\"\nserver_name = \"" + server_name + "\"\nreconnect_min = \"1s\"\n"
+        "reconnect_max = \"2s\"\n"
+        "[[acl]]\nidentity = \"upstream\"\nallow = [\"GET /status\"]\n"
+        "[[acl]]\nidentity = \"dev-1\"\nallow = [\"GET /status\"]\n";
+    agent_ = std::make_unique<AgentUnderTest>(dir_, config);
+    ASSERT_TRUE(agent_->ready()) << agent_->log();
+  }
+
+  // The agent's /status over its control socket (no DTLS needed).
+  nlohmann::json status() {
+    const auto r = ctl(agent_->configFile(), {"status", "--json"});
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  // Waits (bounded) until the upstream link reports a failure containing `what`.
+  nlohmann::json waitForUpstreamError(const std::string& what) {
+    nlohmann::json s;
+    for (int i = 0; i < 40; ++i) {
+      s = status();
+      if (s.is_object() && s["upstream"]["last_error"].get<std::string>().find(what) != std::string::npos) break;
+      std::this_thread::sleep_for(250ms);
+    }
+    return s;
+  }
+
+  TempDir dir_;
+  TestPki pki_;
+  std::filesystem::path up_ca_;
+  std::uint16_t up_port_ = 0;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<AgentUnderTest> agent_;
+};
+
+TEST_F(UpstreamX509, TheClientCertificateSessionServesTheUpstreamAndDevicesStillHandshake) {
+  auto peer = startUpstream();
+  startAgent(up_ca_, "upstream.example");
+  std::string out;
+  for (int i = 0; i < 60 && out.find("REQ GET /status ->") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(250ms);
+    out = readFile(dir_ / "peer.out");
+  }
+  // Role reversal over the X.509 session: the upstream (ACL identity "upstream") reads /status.
+  EXPECT_NE(out.find("REQ GET /status -> 2.05"), std::string::npos) << out << readFile(dir_ / "peer.log") << agent_->log();
+  EXPECT_NE(readFile(dir_ / "peer.log").find("established (identity X.509)"), std::string::npos) << readFile(dir_ / "peer.log");
+  // The downstream server still has its own certificate and CA: a device certificate from the
+  // downstream CA (which the upstream's CA never signed) is accepted, and the client verifies
+  // the gateway's certificate against the downstream CA.
+  const auto r = certGet(kOpensslClient, port_, pki_.dev_crt.string(), pki_.dev_key.string(), pki_.ca_crt.string(), "status");
+  EXPECT_NE(r.out.find("\"upstream\""), std::string::npos) << r.out << r.err << agent_->log();
+  EXPECT_NE(agent_->log().find("session established: 'dev-1' (x509)"), std::string::npos) << agent_->log();
+  const auto s = status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["upstream"]["state"], "up") << s.dump();
+  EXPECT_GE(s["upstream"]["established"].get<int>(), 1) << s.dump();
+}
+
+TEST_F(UpstreamX509, AServerCertificateForAnotherNameIsRefused) {
+  auto peer = startUpstream();
+  startAgent(up_ca_, "other.example");
+  const auto s = waitForUpstreamError("not for 'other.example'");
+  ASSERT_TRUE(s.is_object());
+  EXPECT_NE(s["upstream"]["last_error"].get<std::string>().find("not for 'other.example'"), std::string::npos) << s.dump();
+  EXPECT_NE(s["upstream"]["state"], "up") << s.dump();
+  EXPECT_EQ(s["upstream"]["established"], 0) << s.dump();
+  EXPECT_EQ(readFile(dir_ / "peer.log").find("established"), std::string::npos) << readFile(dir_ / "peer.log");
+}
+
+TEST_F(UpstreamX509, AServerCertificateFromAnotherCaIsRefused) {
+  auto peer = startUpstream();
+  // The downstream's CA did not sign the upstream's certificate.
+  startAgent(pki_.ca_crt, "upstream.example");
+  const auto s = waitForUpstreamError("not correctly signed by the trusted CA");
+  ASSERT_TRUE(s.is_object());
+  EXPECT_NE(s["upstream"]["last_error"].get<std::string>().find("not correctly signed by the trusted CA"),
+            std::string::npos) << s.dump();
+  EXPECT_NE(s["upstream"]["state"], "up") << s.dump();
+  EXPECT_EQ(s["upstream"]["established"], 0) << s.dump();
+  EXPECT_EQ(readFile(dir_ / "peer.log").find("established"), std::string::npos) << readFile(dir_ / "peer.log");
+}
+
+// --check-config reads the upstream's X.509 files: a set that loads passes, an expired client
+// certificate names its line (rather than a session that never comes up).
+TEST(UpstreamX509Files, CheckConfigAcceptsAValidSetAndNamesAnExpiredCertificatesLine) {
   TempDir dir;
   const TestPki pki = makeTestPki(dir.path());
-  const std::string config =
-      "[agent]\nname = \"gw-x509\"\nstate_dir = \"" + (dir / "state").string() + "\"\n"
-      "[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(freeUdpPort()) + "\"]\n"
-      "[upstream]\nuri = \"coaps://127.0.0.1:5684\"\ncertificate = \"" + pki.dev_crt.string() +
-      "\"\nprivate_key = \"" + pki.dev_key.string() + "\"\nca = \"" + pki.ca_crt.string() +
-      "\"\nserver_name = \"localhost\"\n";
-  writeFile(dir / "agent.toml", config);
-  const auto checked = run({agentBinary(), "--config", (dir / "agent.toml").string(), "--check-config"}, 20s);
-  EXPECT_EQ(checked.exit_code, 78) << checked.out << checked.err;
-  EXPECT_NE(checked.err.find("agent.toml:8:15:"), std::string::npos) << checked.err;
-  EXPECT_NE(checked.err.find("X.509 is not supported"), std::string::npos) << checked.err;
+  const auto check = [&](const std::filesystem::path& crt, const std::filesystem::path& key) {
+    writeFile(dir / "agent.toml",
+              "[agent]\nname = \"gw-x509\"\nstate_dir = \"" + (dir / "state").string() + "\"\n"
+              "[downstream]\nlisten = [\"127.0.0.1:" + std::to_string(freeUdpPort()) + "\"]\n"
+              "[upstream]\nuri = \"coaps://127.0.0.1:5684\"\ncertificate = \"" + crt.string() +
+              "\"\nprivate_key = \"" + key.string() + "\"\nca = \"" + pki.ca_crt.string() +
+              "\"\nserver_name = \"localhost\"\n");
+    return run({agentBinary(), "--config", (dir / "agent.toml").string(), "--check-config"}, 20s);
+  };
+  const auto good = check(pki.dev_crt, pki.dev_key);
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  const auto expired = check(pki.expired_crt, pki.expired_key);
+  EXPECT_EQ(expired.exit_code, 78) << expired.out << expired.err;
+  EXPECT_NE(expired.err.find("agent.toml:8:15: [upstream] "), std::string::npos) << expired.err;
+  EXPECT_NE(expired.err.find("certificate has expired"), std::string::npos) << expired.err;
 }
 
 }  // namespace

@@ -1281,27 +1281,34 @@ TEST(configShipped, NodeCredentialExampleIsValid) {
   EXPECT_TRUE(c.relay.credentials[0].nodes[0].matches("sensor-1"));
 }
 
-TEST(configShipped, UpstreamExampleIsValidAndShowsTheDefaults) {
+TEST(configShipped, UpstreamExampleIsValidWithEitherCredential) {
   // The commented [upstream] block: its "# key = value" lines show every key with its default
-  // (the PSK credential being an example). X.509 keys are not shown: the agent refuses them in
-  // this version (checkReferencedFiles), though the parser reads them.
+  // (the credential and server_name being examples); one credential at a time loads.
   const std::string shipped = readText(kShipped);
   const auto start = shipped.find("\n# [upstream]\n");
   ASSERT_NE(start, std::string::npos);
   std::istringstream lines(shipped.substr(start + 1));
   const std::regex key_line("# ([a-z_]+) = .*");
   std::string psk = "[upstream]\n";
+  std::string x509 = "[upstream]\n";
   std::vector<std::string> keys;
   for (std::string line; std::getline(lines, line) && line.rfind("#", 0) == 0;) {
     std::smatch match;
     if (!std::regex_match(line, match, key_line)) continue;
-    keys.push_back(match[1].str());
-    psk += line.substr(2) + "\n";
+    const std::string key = match[1].str();
+    keys.push_back(key);
+    const bool psk_only = key == "psk_identity" || key == "psk_key_file";
+    const bool x509_only = key == "certificate" || key == "private_key" || key == "ca" || key == "server_name";
+    if (!x509_only) psk += line.substr(2) + "\n";
+    if (!psk_only) x509 += line.substr(2) + "\n";
   }
   const Config with_psk = parseOk(psk, kShipped);
-  ASSERT_TRUE(with_psk.upstream);
+  const Config with_x509 = parseOk(x509, kShipped);
+  ASSERT_TRUE(with_psk.upstream && with_x509.upstream);
   EXPECT_FALSE(with_psk.upstream->x509());
-  EXPECT_EQ(keys.size(), 18U);  // every [upstream] key but the four X.509 ones is documented
+  EXPECT_TRUE(with_x509.upstream->x509());
+  EXPECT_EQ(with_x509.upstream->serverName(), "upstream.example");
+  EXPECT_EQ(keys.size(), 22U);  // every [upstream] key is documented
   // The shown values are the defaults.
   const UpstreamSection defaults;
   const UpstreamSection& u = *with_psk.upstream;

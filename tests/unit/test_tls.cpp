@@ -286,6 +286,36 @@ TEST_F(tlsCa, GatewayCertificateHasServerAuthAndItsAltNames) {
   EXPECT_FALSE(ca_->issue(*key, spec, *drbg_, unixNow()).ok());  // SANs are for gateways only
 }
 
+// The upstream's certificate must be for server_name (the agent checks it itself: libcoap
+// clears Mbed TLS's name mismatch flag).
+TEST_F(tlsCa, CertificateNamesHostBySubjectAltNameElseByCommonName) {
+  auto key = Key::generate(*drbg_);
+  ASSERT_TRUE(key.ok());
+  CertificateSpec spec;
+  spec.common_name = "cn.example";
+  spec.profile = Profile::server;
+  spec.alt_names = {"127.0.0.1", "upstream.example"};
+  auto server = ca_->issue(*key, spec, *drbg_, unixNow());
+  ASSERT_TRUE(server.ok()) << server.error();
+  EXPECT_TRUE(certificateNamesHost(server->der, "upstream.example"));
+  EXPECT_TRUE(certificateNamesHost(server->der, "UPSTREAM.Example"));
+  EXPECT_FALSE(certificateNamesHost(server->der, "other.example"));
+  EXPECT_FALSE(certificateNamesHost(server->der, "x.upstream.example"));
+  EXPECT_FALSE(certificateNamesHost(server->der, "upstream.example."));
+  EXPECT_FALSE(certificateNamesHost(server->der, "127.0.0.1"));  // an iPAddress is no dNSName
+  EXPECT_FALSE(certificateNamesHost(server->der, ""));
+  // With dNSNames present, the CN does not count.
+  EXPECT_FALSE(certificateNamesHost(server->der, "cn.example"));
+  // Without any dNSName, the CN does.
+  auto client = ca_->issue(*key, CertificateSpec{"dev-9", Profile::client, 5, {}}, *drbg_, unixNow());
+  ASSERT_TRUE(client.ok()) << client.error();
+  EXPECT_TRUE(certificateNamesHost(client->der, "dev-9"));
+  EXPECT_FALSE(certificateNamesHost(client->der, "dev-1"));
+  // Garbage is no certificate for anything.
+  const std::vector<std::uint8_t> garbage{0x30, 0x03, 0x02, 0x01, 0x00};
+  EXPECT_FALSE(certificateNamesHost(garbage, "dev-9"));
+}
+
 TEST_F(tlsCa, NamesAreTakenLiterallyAndDaysAreBounded) {
   auto key = Key::generate(*drbg_);
   ASSERT_TRUE(key.ok());

@@ -16,6 +16,7 @@ namespace coap_edge::testpeer {
 const char* const kUsage =
     "usage: coap-edge-testpeer client [options] METHOD URI\n"
     "       coap-edge-testpeer upstream --listen ADDR:PORT --psk-identity ID --psk-key KEY [options]\n"
+    "       coap-edge-testpeer upstream --listen ADDR:PORT --certificate F --private-key F --ca F [options]\n"
     "A libcoap 4.3.5 test peer for coap-edge's integration tests (see README.md).\n"
     "\n"
     "client: METHOD is get|put|post|delete|fetch; URI is coap:// or coaps://HOST:PORT/PATH?QUERY\n"
@@ -32,7 +33,8 @@ const char* const kUsage =
     "                         GET /big (--big-size bytes, Block2) and /tick (observable, 0.5 s)\n"
     "  --big-size N           bytes of /big (default 5000, at most 1000000)\n"
     "\n"
-    "upstream: a DTLS-PSK server that takes telemetry and sends requests back over the session\n"
+    "upstream: a DTLS server (PSK and/or X.509) that takes telemetry and sends requests back over\n"
+    "the session\n"
     "  --listen ADDR:PORT     A.B.C.D:P or [IPV6]:P (numeric; port 0 picks one, see the log)\n"
     "  --telemetry-log FILE   one JSON line per POST/PUT under /telemetry\n"
     "  --drop-telemetry N     answer the first N telemetry requests 5.03 (Max-Age 1)\n"
@@ -41,6 +43,10 @@ const char* const kUsage =
     "  --observe-seconds S    ... for S seconds (default 10)\n"
     "  --out FILE             REQ/NOTIFY lines there (default stdout)\n"
     "  --exit-after S         exit 0 after S seconds (default 60)\n"
+    "  --certificate FILE     X.509: our certificate (PEM) ...\n"
+    "  --private-key FILE     ... its key (PEM) ...\n"
+    "  --ca FILE              ... and the CA the client's certificate must chain to (verified,\n"
+    "                         expiry included)\n"
     "\n"
     "both:\n"
     "  --psk-identity ID      DTLS PSK identity\n"
@@ -97,6 +103,9 @@ enum Opt : int {
   kExitAfter,
   kLinger,
   kBigSize,
+  kCertificate,
+  kPrivateKey,
+  kCa,
 };
 
 }  // namespace
@@ -118,6 +127,9 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       {"exit-after", required_argument, nullptr, kExitAfter},
       {"linger", required_argument, nullptr, kLinger},
       {"big-size", required_argument, nullptr, kBigSize},
+      {"certificate", required_argument, nullptr, kCertificate},
+      {"private-key", required_argument, nullptr, kPrivateKey},
+      {"ca", required_argument, nullptr, kCa},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -286,6 +298,18 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
           return std::nullopt;
         }
         break;
+      case kCertificate:
+        if (!onlyFor(false, "--certificate")) return std::nullopt;
+        o.upstream.certificate = arg;
+        break;
+      case kPrivateKey:
+        if (!onlyFor(false, "--private-key")) return std::nullopt;
+        o.upstream.private_key = arg;
+        break;
+      case kCa:
+        if (!onlyFor(false, "--ca")) return std::nullopt;
+        o.upstream.ca = arg;
+        break;
       case 'v':
         ++o.verbose;
         break;
@@ -326,8 +350,14 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
     error = std::string("unexpected argument '") + argv[first] + "'";
     return std::nullopt;
   }
-  if (o.upstream.listen.empty() || o.psk.identity.empty()) {
-    error = "upstream mode needs --listen, --psk-identity and --psk-key";
+  const int pki_files = !o.upstream.certificate.empty() + !o.upstream.private_key.empty() + !o.upstream.ca.empty();
+  if (pki_files != 0 && pki_files != 3) {
+    error = "--certificate, --private-key and --ca go together";
+    return std::nullopt;
+  }
+  if (o.upstream.listen.empty() || (o.psk.identity.empty() && pki_files == 0)) {
+    error = "upstream mode needs --listen, and --psk-identity with --psk-key or --certificate, --private-key "
+            "and --ca";
     return std::nullopt;
   }
   return o;

@@ -43,6 +43,11 @@ struct UpstreamOptions {
   double observe_s = 10;
   std::string out;  ///< "" = stdout
   double exit_after_s = 60;
+  /// X.509 instead of (or besides) PSK: our certificate and key, and the CA that the gateway's
+  /// client certificate must chain to (PEM files; all three or none).
+  std::string certificate;
+  std::string private_key;
+  std::string ca;
 };
 
 struct Options {

@@ -70,13 +70,31 @@ Upstream::Upstream(const UpstreamOptions& options, const Psk& psk)
   coap_register_nack_handler(context_.get(), &Upstream::onNack);
   coap_register_event_handler(context_.get(), &Upstream::onEvent);
 
-  key_bin_ = {psk_key_.size(), reinterpret_cast<const std::uint8_t*>(psk_key_.data())};
-  coap_dtls_spsk_t setup{};
-  setup.version = COAP_DTLS_SPSK_SETUP_VERSION;
-  setup.validate_id_call_back = &Upstream::onIdentity;
-  setup.id_call_back_arg = this;
-  setup.psk_info.key = key_bin_;
-  if (coap_context_set_psk2(context_.get(), &setup) == 0) throw std::runtime_error("libcoap: cannot set the PSK");
+  if (!psk_identity_.empty()) {
+    key_bin_ = {psk_key_.size(), reinterpret_cast<const std::uint8_t*>(psk_key_.data())};
+    coap_dtls_spsk_t setup{};
+    setup.version = COAP_DTLS_SPSK_SETUP_VERSION;
+    setup.validate_id_call_back = &Upstream::onIdentity;
+    setup.id_call_back_arg = this;
+    setup.psk_info.key = key_bin_;
+    if (coap_context_set_psk2(context_.get(), &setup) == 0) throw std::runtime_error("libcoap: cannot set the PSK");
+  }
+  if (!options_.certificate.empty()) {
+    // Like a real service: the gateway's client certificate must chain to --ca and be valid now.
+    coap_dtls_pki_t pki;
+    std::memset(&pki, 0, sizeof(pki));
+    pki.version = COAP_DTLS_PKI_SETUP_VERSION;
+    pki.verify_peer_cert = 1;
+    pki.check_common_ca = 1;
+    pki.cert_chain_validation = 1;
+    pki.cert_chain_verify_depth = 2;
+    pki.allow_no_crl = 1;
+    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
+    pki.pki_key.key.pem.public_cert = options_.certificate.c_str();
+    pki.pki_key.key.pem.private_key = options_.private_key.c_str();
+    pki.pki_key.key.pem.ca_file = options_.ca.c_str();
+    if (coap_context_set_pki(context_.get(), &pki) == 0) throw std::runtime_error("libcoap: cannot set up X.509");
+  }
 
   coap_endpoint_t* ep = coap_new_endpoint(context_.get(), &listen, COAP_PROTO_DTLS);
   if (ep == nullptr) throw std::runtime_error("cannot listen on " + options_.listen);
@@ -123,8 +141,9 @@ int Upstream::onEvent(coap_session_t* session, coap_event_t event) noexcept {
     if (event == COAP_EVENT_DTLS_CONNECTED && server) {
       const coap_bin_const_t* id = coap_session_get_psk_identity(session);
       CE_LOG_INFO("session from {} established (identity {})", addressText(coap_session_get_addr_remote(session)),
-                  id != nullptr ? log::printable(std::string_view(reinterpret_cast<const char*>(id->s), id->length))
-                                : std::string("?"));
+                  id != nullptr && id->length > 0
+                      ? log::printable(std::string_view(reinterpret_cast<const char*>(id->s), id->length))
+                      : std::string("X.509"));
       me->gatewayUp(session);
     } else if ((event == COAP_EVENT_DTLS_CLOSED || event == COAP_EVENT_SERVER_SESSION_DEL) && server) {
       if (event == COAP_EVENT_DTLS_CLOSED) {

@@ -1,7 +1,8 @@
 #pragma once
-// Upstream mode: the server the gateway connects to over DTLS-PSK. It takes telemetry (POST or
-// PUT under /telemetry, Block1 reassembled by libcoap) into a JSON-lines log and, once the
-// gateway's session is up, sends requests and an observation back over that same session.
+// Upstream mode: the server the gateway connects to over DTLS (PSK and/or X.509). It takes
+// telemetry (POST or PUT under /telemetry, Block1 reassembled by libcoap) into a JSON-lines log
+// and, once the gateway's session is up, sends requests and an observation back over that same
+// session.
 
 #include "common/c_ptr.h"
 #include "options.h"
