@@ -1,8 +1,10 @@
 // Duplicate requests (issue 7, RFC 7252 §4.5): a copy of a request the agent already answered
 // (same session, Message ID, token and type) gets the same answer again and does not reach the
 // request filter or the application a second time; /status counts it under "duplicates".
-// Deterministic, no random loss: raw datagrams sent twice to a plain coap endpoint, and a DTLS
-// POST whose first answer a relay on loopback drops, so that the client retransmits it.
+// Deterministic, no random loss: raw datagrams sent twice to a plain coap endpoint, a DTLS POST
+// whose first answer a relay on loopback drops, so that the client retransmits it, and a PUT
+// relayed to a coap-edge-simnode (registered at the agent's RD over DTLS-PSK, --log-requests)
+// whose answers are held back until the client has retransmitted it.
 
 #include "coap_clients.h"
 #include "udp_impairment.h"
@@ -18,6 +20,7 @@
 
 #include <atomic>
 #include <optional>
+#include <thread>
 
 namespace coap_edge::test {
 namespace {
@@ -25,6 +28,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* kKey = "dev1-secret-key-0001";
+constexpr const char* kNodeKey = "node-a-secret-key-1";
 using Bytes = std::vector<std::uint8_t>;
 
 // A request datagram: CON or NON, code, Message ID, token, Uri-Path segments (each < 13 bytes)
@@ -82,10 +86,12 @@ class Duplicates : public ::testing::Test {
     port_ = freeUdpPort();
     plain_port_ = freeUdpPort();
     const std::string config =
-        baseConfig(dir_, port_, "plain_listen = [\"127.0.0.1:" + std::to_string(plain_port_) + "\"]\n");
+        baseConfig(dir_, port_, "plain_listen = [\"127.0.0.1:" + std::to_string(plain_port_) + "\"]\n",
+                   std::string(kStatusForEveryone) + "[[acl]]\nidentity = \"dev-1\"\nallow = [\"PUT /nodes/*/actuators/**\"]\n");
     agent_ = std::make_unique<AgentUnderTest>(dir_, config);
     ASSERT_TRUE(agent_->ready()) << agent_->log();
-    const auto imported = ctl(agent_->configFile(), {"keys", "import", "-"}, std::string("dev-1,") + hexOf(kKey) + "\n");
+    const auto imported = ctl(agent_->configFile(), {"keys", "import", "-"},
+                              std::string("dev-1,") + hexOf(kKey) + "\nnode-a," + hexOf(kNodeKey) + "\n");
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
   }
 
@@ -183,6 +189,52 @@ TEST_F(Duplicates, ARetransmittedPostWhoseAnswerWasLostIsServedOnce) {
   EXPECT_EQ(after["requests"]["POST"]["2xx"], 1) << after.dump();  // the registration, once
   EXPECT_EQ(after["duplicates"]["answered"].get<int>() - before["duplicates"]["answered"].get<int>(), 1)
       << after.dump();
+}
+
+TEST_F(Duplicates, ARelayedPutRetransmittedAfterItsSeparateAnswerReachesTheNodeOnce) {
+  writeFile(dir_ / "node.key", hexOf(kNodeKey) + "\n");
+  const auto node_log = (dir_ / "node.log").string();
+  Child node({simnodeBinary(), "--name", "node-a", "--listen", "127.0.0.1:" + std::to_string(freeUdpPort()),
+              "--log-requests", "--rd", "coaps://127.0.0.1:" + std::to_string(port_), "--psk-identity", "node-a",
+              "--psk-key-file", (dir_ / "node.key").string()},
+             {}, node_log);
+  bool known = false;
+  for (int i = 0; i < 40 && !known; ++i) {
+    std::this_thread::sleep_for(250ms);
+    known = readFile(node_log).find("registered at") != std::string::npos;
+  }
+  ASSERT_TRUE(known) << readFile(node_log) << agent_->log();
+  // The relay answers separately: an empty ACK at once, the node's 2.04 as a CON of its own once
+  // the node answered (milliseconds later). Both are held back (every DTLS application-data record
+  // to the client) until the client has sent its PUT a second time (after ACK_TIMEOUT, 2-3 s), by
+  // when the agent's exchange with the node is over: only the agent's memory of the request can
+  // keep the copy from reaching the node again.
+  std::atomic<int> from_client{0};
+  std::atomic<int> held{0};
+  Impairment hold{0.0, 0.0, 0.0, 0ms, [&from_client, &held](bool to_client, const std::uint8_t* d, std::size_t n) {
+                    if (n == 0 || d[0] != 23) return false;
+                    if (!to_client) {
+                      ++from_client;
+                      return false;
+                    }
+                    if (from_client.load() >= 2) return false;
+                    ++held;
+                    return true;
+                  }};
+  ImpairedUdpRelay relay(port_, hold);
+  const auto put = run({kGnutlsClient, "-B", "20", "-u", "dev-1", "-k", kKey, "-m", "put", "-e", "on",
+                        "coaps://127.0.0.1:" + std::to_string(relay.port()) + "/nodes/node-a/actuators/led"},
+                       30s);
+  EXPECT_EQ(put.exit_code, 0) << put.out << put.err << agent_->log();
+  EXPECT_EQ(put.err.find("4."), std::string::npos) << put.err;
+  EXPECT_GE(from_client.load(), 2) << "the client never sent its PUT again";
+  EXPECT_GE(held.load(), 2) << "the empty ACK and the first 2.04";
+  EXPECT_EQ(countOf(readFile(node_log), "request PUT /actuators/led"), 1u) << readFile(node_log);
+  EXPECT_NE(readFile(node_log).find("led set to on"), std::string::npos) << readFile(node_log);
+  const auto doc = status();
+  ASSERT_TRUE(doc.is_object()) << agent_->log();
+  EXPECT_EQ(served(doc, "PUT"), 1u) << doc.dump();
+  EXPECT_GE(doc["duplicates"]["answered"].get<int>(), 1) << doc.dump();
 }
 
 }  // namespace
