@@ -289,6 +289,10 @@ struct ServerStats {
   /// Datagrams (plain, or DTLS records once decrypted) that were no valid CoAP message, and
   /// responses to our requests that were malformed: dropped by libcoap (COAP_EVENT_BAD_PACKET).
   std::uint64_t malformed_packets = 0;
+  /// Copies of requests already answered (same session, Message ID, token and type: a client's
+  /// retransmission or a duplicated datagram), answered again as the first time without the
+  /// request filter or the application seeing them (RecentResponses).
+  std::uint64_t duplicates = 0;
   /// requests[method - 1][ResponseClass]
   std::array<std::array<std::uint64_t, kResponseClassCount>, kMethodCount> requests{};
 };
@@ -357,6 +361,9 @@ class Server {
   /// New limits (SIGHUP); existing sessions are kept even above a lowered max_sessions.
   void setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions, std::uint32_t max_handshakes);
   [[nodiscard]] const ServerStats& stats() const noexcept { return stats_; }
+  /// Bytes the sessions hold to answer duplicates (RecentResponses::bytes, summed); at most
+  /// RecentResponses::kMaxBytes per session.
+  [[nodiscard]] std::size_t recentResponseBytes() const;
 
   [[nodiscard]] SessionCounts sessionCounts() const;
   /// Every established session (identity, kind, peer address, age).
@@ -514,6 +521,7 @@ class Server {
   coap_session_t* upstream_ = nullptr;  ///< one reference held by us
   bool upstream_up_ = false;
   PeerIdentity upstream_peer_;          ///< who requests over the upstream session are (ACL)
+  RecentResponses upstream_recent_;     ///< answers to the upstream's latest requests (duplicates)
   UpstreamHandler upstream_events_;
   std::vector<std::pair<UpstreamEvent, std::string>> upstream_pending_;  ///< delivered from process()
   std::string upstream_sni_;            ///< libcoap keeps a pointer during setup

@@ -254,9 +254,10 @@ struct ServerCallbacks {
         return;
       }
       const PeerIdentity* peer = &self->upstream_peer_;
+      RecentResponses* recent = &self->upstream_recent_;
+      const auto now = std::chrono::steady_clock::now();
       if (from_upstream) {
-        ++self->upstream_stats_.requests;
-        self->upstream_heard_ = std::chrono::steady_clock::now();
+        self->upstream_heard_ = now;
       } else {
         SessionEntry& se = self->entryFor(session);
         if (se.refused) {
@@ -265,6 +266,7 @@ struct ServerCallbacks {
           return;
         }
         peer = &se.peer;
+        recent = &se.recent;
       }
 
       Request req;
@@ -272,6 +274,26 @@ struct ServerCallbacks {
       req.peer = peer;
       req.session = session;
       const std::string token_text(reinterpret_cast<const char*>(token.s), token.length);
+      // Duplicates (RFC 7252 §4.5): a copy of a request this session already sent (same Message
+      // ID, token and type, within EXCHANGE_LIFETIME) gets the answer the first copy got, and
+      // neither the filter (ACL, rate limits) nor the application sees it again. Not for
+      // requests with Observe: libcoap runs the handler again with the registration's own
+      // message for every notification, and a repeated registration is a GET (safe).
+      const auto mid = static_cast<std::uint16_t>(coap_pdu_get_mid(pdu));
+      const bool dedup = !req.observe.has_value();
+      if (dedup) {
+        if (const Response* again = recent->find(mid, req.confirmable, token_text, now)) {
+          ++self->stats_.duplicates;
+          CE_LOG_DEBUG("duplicate {} mid=0x{:04x} from {}: answered as before, not served again",
+                       methodName(req.method), mid, log::printable(peer->address));
+          writeResponse(resource, session, pdu, query, response, *again);
+          return;
+        }
+      }
+      if (from_upstream) ++self->upstream_stats_.requests;
+      const auto keep = [&](const Response& answer) {
+        if (dedup) (void)recent->remember(mid, req.confirmable, token_text, answer, now);
+      };
       if (req.observe && entry->spec.observable) {
         const auto key = std::make_tuple(static_cast<const void*>(resource), static_cast<const void*>(session), token_text);
         if (*req.observe == 0) {
@@ -286,6 +308,7 @@ struct ServerCallbacks {
           ++self->stats_.proxy_refused;
           const auto m = static_cast<std::size_t>(req.method) - 1;
           if (m < kMethodCount) ++self->stats_.requests[m][static_cast<std::size_t>(ResponseClass::server_error)];
+          keep(Response{Code::proxying_not_supported, std::nullopt, std::nullopt, {}, {}, std::nullopt});
           coap_pdu_set_code(response, static_cast<coap_pdu_code_t>(COAP_RESPONSE_CODE(505)));
           return;
         }
@@ -330,6 +353,10 @@ struct ServerCallbacks {
             self->deferred_.emplace(id, Server::Deferred{async, std::nullopt, req.method, state});
             coap_async_set_app_data(async, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
             state->deferred_id = id;
+            // This exchange's own answer is the empty ACK libcoap sends now (the response follows
+            // separately, with its own Message ID): a copy arriving while the answer is pending is
+            // acknowledged by libcoap (coap_find_async), one arriving after it gets that ACK here.
+            keep(Response{Code::none, std::nullopt, std::nullopt, {}, {}, std::nullopt});
             return;  // counted when answered (answerDeferred)
           }
         }
@@ -345,6 +372,7 @@ struct ServerCallbacks {
           self->observers_.erase(key);
         }
       }
+      keep(res);
       writeResponse(resource, session, pdu, query, response, std::move(res));
     } catch (...) {
       coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR);
@@ -419,6 +447,12 @@ void Server::answerDeferred(std::uint64_t id, Response response) {
   it->second.response = std::move(response);
   coap_async_trigger(static_cast<coap_async_t*>(it->second.async));
   deferred_ready_ = true;
+}
+
+std::size_t Server::recentResponseBytes() const {
+  std::size_t total = upstream_recent_.bytes();
+  sessions_.forEach([&total](const SessionEntry& e) { total += e.recent.bytes(); });
+  return total;
 }
 
 void Server::installCallbacks() {

@@ -148,6 +148,7 @@ bool Server::connectUpstream(const UpstreamTarget& target, UpstreamHandler event
   upstream_up_ = false;
   upstream_events_ = std::move(events);
   upstream_peer_ = PeerIdentity{};
+  upstream_recent_.clear();  // Message IDs are per session: the new one starts afresh
   upstream_peer_.kind = target.pki ? AuthKind::x509 : AuthKind::psk;
   upstream_peer_.identity = target.identity;
   upstream_peer_.address = detail::remoteText(session);
@@ -161,6 +162,7 @@ void Server::disconnectUpstream() {
   coap_session_t* s = upstream_;
   upstream_ = nullptr;
   upstream_up_ = false;
+  upstream_recent_.clear();
   upstream_events_ = nullptr;
   // Our requests still waiting on it end now (their callbacks see "failed").
   for (std::size_t i = 0; i < pending_requests_.size();) {

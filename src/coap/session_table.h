@@ -4,6 +4,7 @@
 // SERVER_SESSION_NEW event to its SERVER_SESSION_DEL event.
 
 #include "coap/message.h"
+#include "coap/recent_responses.h"
 
 #include <array>
 #include <chrono>
@@ -23,6 +24,8 @@ struct SessionEntry {
   bool certificate_rejected = false;  ///< the peer's certificate failed verification
   std::string failure_detail;         ///< why, for the log (mbedTLS's verify info)
   std::chrono::steady_clock::time_point since{};  ///< when the session appeared, then when it was established
+  /// Answers to the session's latest requests, for duplicates (RFC 7252 §4.5); freed with it.
+  RecentResponses recent;
 };
 
 class SessionTable {

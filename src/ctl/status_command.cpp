@@ -132,6 +132,11 @@ int status(Invocation& inv) {
     }
     inv.out << fmt::format("requests: {}\n", line.empty() ? "none yet" : line);
   }
+  if (doc.contains("duplicates") && doc["duplicates"].is_object()) {
+    const auto& d = doc["duplicates"];
+    inv.out << fmt::format("duplicates: {} answered again without serving them ({} bytes kept)\n",
+                           d.value("answered", 0), d.value("memory_bytes", 0));
+  }
   if (doc.contains("limits")) {
     const auto& pi = doc["limits"]["per_identity"];
     const auto& ha = doc["limits"]["handshakes_per_address"];

@@ -221,6 +221,7 @@ StatusSnapshot Agent::snapshot() const {
   snap.acl = access_.counts();
   snap.acl_rules = access_.policy().ruleCount();
   snap.server = server_->stats();
+  snap.duplicate_memory_bytes = server_->recentResponseBytes();
   snap.limits = limits_.counts();
   if (discovery_) snap.discovery = discovery_->status();
   if (proxy_) snap.relay = proxy_->stats();

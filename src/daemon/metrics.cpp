@@ -100,6 +100,11 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_discovery_total", R"(event="dns_sd_reconnect")", d.dns_sd_reconnects);
   w.family("coap_edge_malformed_packets_total", "counter", "CoAP messages dropped as malformed.");
   w.sample("coap_edge_malformed_packets_total", "", s.server.malformed_packets);
+  w.family("coap_edge_duplicate_requests_total", "counter",
+           "Copies of requests already answered, answered again without serving them twice.");
+  w.sample("coap_edge_duplicate_requests_total", "", s.server.duplicates);
+  w.family("coap_edge_duplicate_memory_bytes", "gauge", "Bytes the sessions keep to answer duplicate requests.");
+  w.sample("coap_edge_duplicate_memory_bytes", "", s.duplicate_memory_bytes);
   const auto& x = s.relay;
   w.family("coap_edge_relay_total", "counter", "Requests relayed to nodes, by what became of them.");
   w.sample("coap_edge_relay_total", R"(event="request")", x.requests);

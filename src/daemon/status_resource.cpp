@@ -76,6 +76,7 @@ nlohmann::json statusDocument(const StatusSnapshot& s) {
         {"sessions_allocated", st.dtls_sessions_allocated}}},
       {"requests", std::move(requests)},
       {"packets", {{"malformed", st.malformed_packets}}},
+      {"duplicates", {{"answered", st.duplicates}, {"memory_bytes", s.duplicate_memory_bytes}}},
       {"limits",
        {{"per_identity", {{"rejected", l.per_identity_rejected},
                           {"dropped", l.per_identity_dropped},

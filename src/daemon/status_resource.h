@@ -24,6 +24,7 @@ struct StatusSnapshot {
   policy::DecisionCounts acl;  ///< access decisions since start (they survive reloads)
   std::size_t acl_rules = 0;   ///< configured rules in force
   coap::ServerStats server;    ///< handshakes and requests since start
+  std::size_t duplicate_memory_bytes = 0;  ///< what the sessions keep to answer duplicates
   LimitCounts limits;          ///< rate limiting since start
   DiscoveryStatus discovery;   ///< node registry, RD, multicast probes, DNS-SD
   relay::ProxyStats relay;     ///< the /nodes/... and Proxy-Uri relay, its cache and Observe

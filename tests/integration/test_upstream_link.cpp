@@ -394,7 +394,7 @@ TEST(UpstreamNat, ANewSourcePortKeepsTheSessionThroughItsConnectionId) {
               kGatewayIdentity, "--psk-key", kUpstreamKey, "--observe", "/status", "--observe-seconds", "50", "--out", out,
               "--exit-after", "60"},
              std::map<std::string, std::string>{}, (dir / "peer.log").string());
-  ImpairedUdpRelay nat(up_port, Impairment{0.0, 0.0, 0.0, 0ms});
+  ImpairedUdpRelay nat(up_port, Impairment{0.0, 0.0, 0.0, 0ms, {}});
   writeFile(dir / "upstream.key", hexOf(kUpstreamKey) + "\n");
   std::filesystem::permissions(dir / "upstream.key", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   const std::uint16_t port = freeUdpPort();

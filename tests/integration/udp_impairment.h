@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -28,6 +29,9 @@ struct Impairment {
   double duplicate = 0.05;  ///< probability it is sent twice
   double reorder = 0.25;    ///< probability it skips the delay (overtakes those queued)
   std::chrono::milliseconds delay{20};
+  /// Deterministic loss on top of the random kind: true drops the datagram. Runs on the relay's
+  /// thread; `to_client` tells the direction (target -> client).
+  std::function<bool(bool to_client, const std::uint8_t* data, std::size_t size)> drop;
 };
 
 class ImpairedUdpRelay {
@@ -80,7 +84,8 @@ class ImpairedUdpRelay {
 
   bool chance(double p) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < p; }
 
-  void impair(int fd, const sockaddr_in& to, const std::uint8_t* d, std::size_t n) {
+  void impair(int fd, const sockaddr_in& to, const std::uint8_t* d, std::size_t n, bool to_client) {
+    if (how_.drop && how_.drop(to_client, d, n)) return;
     if (chance(how_.loss)) return;
     const auto due = chance(how_.reorder) ? Clock::now() : Clock::now() + how_.delay;
     const int copies = chance(how_.duplicate) ? 2 : 1;
@@ -134,9 +139,9 @@ class ImpairedUdpRelay {
         if (n <= 0) continue;
         if (p.fd == front_) {
           const int back = backFor(from);
-          if (back >= 0) impair(back, target_, buf.data(), static_cast<std::size_t>(n));
+          if (back >= 0) impair(back, target_, buf.data(), static_cast<std::size_t>(n), false);
         } else {
-          impair(front_, clients_[p.fd], buf.data(), static_cast<std::size_t>(n));
+          impair(front_, clients_[p.fd], buf.data(), static_cast<std::size_t>(n), true);
         }
       }
     }

@@ -1,6 +1,8 @@
 // The coap part's pure pieces: the request path handlers and the ACL see, the session table the
-// request handlers rely on for identities, and log sanitising of identities from the network.
+// request handlers rely on for identities, and log sanitising of identities from the network,
+// and the answers kept per session for duplicate requests (RecentResponses).
 
+#include "coap/recent_responses.h"
 #include "coap/request_pdu.h"
 #include "coap/session_table.h"
 #include "common/log.h"
@@ -87,6 +89,75 @@ TEST(SessionTable, ReusedSessionPointerStartsFresh) {
   EXPECT_EQ(t.established(), 0u);
   EXPECT_TRUE(again.peer.identity.empty());
   EXPECT_EQ(again.peer.address, "b");
+}
+
+TEST(SessionTable, ReusedSessionPointerForgetsTheOldSessionsAnswers) {
+  SessionTable t;
+  int s = 0;
+  const auto now = RecentResponses::Clock::now();
+  t.add(&s, "a").recent.remember(7, true, "tok", Response{Code::changed, std::nullopt, std::nullopt, "on", {}, std::nullopt}, now);
+  EXPECT_EQ(t.add(&s, "a").recent.find(7, true, "tok", now), nullptr);
+}
+
+Response answer(Code code, std::string payload) {
+  return Response{code, content_format::text_plain, std::nullopt, std::move(payload), {}, std::nullopt};
+}
+
+TEST(RecentResponses, ACopyOfTheSameMessageGetsTheFirstAnswer) {
+  RecentResponses r;
+  const auto t0 = RecentResponses::Clock::now();
+  EXPECT_EQ(r.find(0x1234, true, "ab", t0), nullptr);
+  EXPECT_EQ(r.bytes(), 0u);
+  ASSERT_TRUE(r.remember(0x1234, true, "ab", answer(Code::changed, "toggled"), t0));
+  const Response* again = r.find(0x1234, true, "ab", t0 + std::chrono::seconds(2));
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->code, Code::changed);
+  EXPECT_EQ(again->payload, "toggled");
+  EXPECT_EQ(again->content_format, content_format::text_plain);
+  // Another message: Message ID, token or type differ.
+  EXPECT_EQ(r.find(0x1235, true, "ab", t0), nullptr);
+  EXPECT_EQ(r.find(0x1234, true, "ac", t0), nullptr);
+  EXPECT_EQ(r.find(0x1234, false, "ab", t0), nullptr);
+  EXPECT_GT(r.bytes(), 0u);
+}
+
+TEST(RecentResponses, AnswersExpireAfterExchangeLifetimeOrNonLifetime) {
+  RecentResponses r;
+  const auto t0 = RecentResponses::Clock::now();
+  ASSERT_TRUE(r.remember(1, true, "c", answer(Code::changed, ""), t0));
+  ASSERT_TRUE(r.remember(2, false, "n", answer(Code::changed, ""), t0));
+  EXPECT_NE(r.find(2, false, "n", t0 + std::chrono::seconds(144)), nullptr);
+  EXPECT_EQ(r.find(2, false, "n", t0 + std::chrono::seconds(145)), nullptr);  // NON_LIFETIME
+  EXPECT_NE(r.find(1, true, "c", t0 + std::chrono::seconds(246)), nullptr);
+  EXPECT_EQ(r.find(1, true, "c", t0 + std::chrono::seconds(247)), nullptr);  // EXCHANGE_LIFETIME
+  EXPECT_EQ(r.size(), 0u);
+  EXPECT_EQ(r.bytes(), 0u);  // nothing left: the buffer is given back
+}
+
+TEST(RecentResponses, KeepsAtMostMaxEntriesAndMaxBytesOldestFirst) {
+  RecentResponses r;
+  const auto t0 = RecentResponses::Clock::now();
+  for (std::uint16_t mid = 1; mid <= RecentResponses::kMaxEntries + 1; ++mid) {
+    ASSERT_TRUE(r.remember(mid, true, "t", answer(Code::content, "x"), t0 + std::chrono::seconds(mid)));
+  }
+  EXPECT_EQ(r.size(), RecentResponses::kMaxEntries);
+  EXPECT_EQ(r.find(1, true, "t", t0 + std::chrono::seconds(10)), nullptr);  // the oldest went
+  EXPECT_NE(r.find(2, true, "t", t0 + std::chrono::seconds(10)), nullptr);
+  EXPECT_LE(r.bytes(), RecentResponses::kMaxBytes);
+  // A large answer makes room by evicting the oldest until it fits.
+  ASSERT_TRUE(r.remember(100, true, "t", answer(Code::content, std::string(2500, 'y')), t0 + std::chrono::seconds(11)));
+  ASSERT_TRUE(r.remember(101, true, "t", answer(Code::content, std::string(2000, 'z')), t0 + std::chrono::seconds(12)));
+  EXPECT_EQ(r.find(100, true, "t", t0 + std::chrono::seconds(12)), nullptr);
+  ASSERT_NE(r.find(101, true, "t", t0 + std::chrono::seconds(12)), nullptr);
+  EXPECT_LE(r.bytes(), RecentResponses::kMaxBytes);
+  // One larger than the whole budget is not kept, and nothing stale stands for that message.
+  ASSERT_TRUE(r.remember(200, true, "t", answer(Code::content, "small"), t0 + std::chrono::seconds(13)));
+  EXPECT_FALSE(r.remember(200, true, "t", answer(Code::content, std::string(RecentResponses::kMaxBytes, 'w')),
+                          t0 + std::chrono::seconds(14)));
+  EXPECT_EQ(r.find(200, true, "t", t0 + std::chrono::seconds(14)), nullptr);
+  EXPECT_NE(r.find(101, true, "t", t0 + std::chrono::seconds(14)), nullptr);
+  r.clear();
+  EXPECT_EQ(r.bytes(), 0u);
 }
 
 TEST(LogPrintable, EscapesControlBytesAndCutsLongText) {

@@ -127,6 +127,8 @@ StatusSnapshot sample() {
   s.server.requests[0][0] = 40;  // GET 2xx
   s.server.requests[0][1] = 9;   // GET 4xx
   s.server.requests[2][3] = 1;   // PUT none
+  s.server.duplicates = 14;
+  s.duplicate_memory_bytes = 512;
   s.limits.per_identity_rejected = 8;
   s.limits.per_identity_dropped = 1;
   s.limits.handshakes_refused = 3;
@@ -146,6 +148,8 @@ TEST(Status, CarriesHandshakesRequestsAndLimits) {
   EXPECT_EQ(doc["requests"]["GET"]["4xx"], 9);
   EXPECT_EQ(doc["requests"]["PUT"]["none"], 1);
   EXPECT_FALSE(doc["requests"].contains("POST"));  // methods never used are left out
+  EXPECT_EQ(doc["duplicates"]["answered"], 14);
+  EXPECT_EQ(doc["duplicates"]["memory_bytes"], 512);
   EXPECT_EQ(doc["limits"]["per_identity"]["rejected"], 8);
   EXPECT_EQ(doc["limits"]["per_identity"]["dropped"], 1);
   EXPECT_EQ(doc["limits"]["handshakes_per_address"]["refused"], 3);
@@ -182,6 +186,9 @@ TEST(Metrics, PrometheusTextHasConventionalNamesAndTheSnapshotsNumbers) {
            "coap_edge_limited_total{limit=\"handshakes_per_address\",action=\"refused\"} 3\n",
            "coap_edge_acl_decisions_total{decision=\"allowed\"} 7\n",
            "coap_edge_acl_rules 4\n",
+           "# TYPE coap_edge_duplicate_requests_total counter\n",
+           "coap_edge_duplicate_requests_total 14\n",
+           "coap_edge_duplicate_memory_bytes 512\n",
            "coap_edge_uptime_seconds 12\n",
        }) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;

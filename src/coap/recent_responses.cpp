@@ -1,0 +1,78 @@
+#include "coap/recent_responses.h"
+
+#include <algorithm>
+
+namespace coap_edge::coap {
+namespace {
+
+// Heap bytes of a string beyond the object itself (small strings live inside it).
+std::size_t heapOf(const std::string& s) {
+  return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0;
+}
+
+}  // namespace
+
+const std::size_t RecentResponses::kStringBudget = RecentResponses::kMaxBytes - kMaxEntries * sizeof(Entry);
+
+void RecentResponses::eraseAt(std::size_t index) {
+  static_assert(kMaxEntries * sizeof(Entry) < kMaxBytes / 2, "the slots leave room for the answers");
+  heap_ -= entries_[index].heap;
+  entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(index));
+  if (entries_.empty()) {
+    // Give the vector's buffer back: an idle session keeps nothing.
+    std::vector<Entry>().swap(entries_);
+    heap_ = 0;
+  }
+}
+
+void RecentResponses::expire(Clock::time_point now) {
+  for (std::size_t i = 0; i < entries_.size();) {
+    const auto lifetime = entries_[i].confirmable ? kExchangeLifetime : kNonLifetime;
+    if (now - entries_[i].at >= lifetime) {
+      eraseAt(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+const Response* RecentResponses::find(std::uint16_t mid, bool confirmable, std::string_view token,
+                                      Clock::time_point now) {
+  if (entries_.empty()) return nullptr;
+  expire(now);
+  for (const Entry& e : entries_) {
+    if (e.mid == mid && e.confirmable == confirmable && e.token == token) return &e.response;
+  }
+  return nullptr;
+}
+
+bool RecentResponses::remember(std::uint16_t mid, bool confirmable, std::string_view token, const Response& answer,
+                               Clock::time_point now) {
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].mid == mid && entries_[i].confirmable == confirmable) {
+      eraseAt(i);
+      break;
+    }
+  }
+  expire(now);
+  if (answer.payload.size() + token.size() > kStringBudget) return false;  // not worth the copy
+  Entry e{now, mid, confirmable, std::string(token), answer, 0};
+  e.response.payload.shrink_to_fit();
+  e.heap = heapOf(e.token) + heapOf(e.response.payload) + heapOf(e.response.location_path) +
+           (e.response.etag ? heapOf(*e.response.etag) : 0);
+  if (e.heap > kStringBudget) return false;
+  while (!entries_.empty() && (entries_.size() >= kMaxEntries || heap_ + e.heap > kStringBudget)) eraseAt(0);
+  // The vector grows 1, 2, 4 and never past kMaxEntries (evicted before): bytes() <= kMaxBytes.
+  heap_ += e.heap;
+  entries_.push_back(std::move(e));
+  return true;
+}
+
+void RecentResponses::clear() noexcept {
+  std::vector<Entry>().swap(entries_);
+  heap_ = 0;
+}
+
+std::size_t RecentResponses::bytes() const noexcept { return entries_.capacity() * sizeof(Entry) + heap_; }
+
+}  // namespace coap_edge::coap
