@@ -36,6 +36,7 @@ const char* const kUsage =
     "  --listen ADDR:PORT     A.B.C.D:P or [IPV6]:P (numeric; port 0 picks one, see the log)\n"
     "  --telemetry-log FILE   one JSON line per POST/PUT under /telemetry\n"
     "  --drop-telemetry N     answer the first N telemetry requests 5.03 (Max-Age 1)\n"
+    "  --rd                   a minimal Resource Directory at /rd (register, refresh, delete)\n"
     "  --request \"M PATH [PAYLOAD]\"  send to the gateway once its session is up (repeatable)\n"
     "  --observe PATH         then observe PATH on the gateway ...\n"
     "  --observe-seconds S    ... for S seconds (default 10)\n"
@@ -97,6 +98,7 @@ enum Opt : int {
   kExitAfter,
   kLinger,
   kBigSize,
+  kRd,
 };
 
 }  // namespace
@@ -118,6 +120,7 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       {"exit-after", required_argument, nullptr, kExitAfter},
       {"linger", required_argument, nullptr, kLinger},
       {"big-size", required_argument, nullptr, kBigSize},
+      {"rd", no_argument, nullptr, kRd},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -244,6 +247,10 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
           return std::nullopt;
         }
         o.upstream.drop_telemetry = static_cast<unsigned>(n);
+        break;
+      case kRd:
+        if (!onlyFor(false, "--rd")) return std::nullopt;
+        o.upstream.rd = true;
         break;
       case kRequest: {
         if (!onlyFor(false, "--request")) return std::nullopt;
