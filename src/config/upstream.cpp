@@ -372,7 +372,7 @@ void upstreamRdPath(Context& ctx, const toml::node& value) {
 }
 
 void upstreamLifetime(Context& ctx, const toml::node& value) {
-  const auto d = readDuration(ctx, value, "[upstream] lifetime", 60s, 7 * 24h);
+  const auto d = readDuration(ctx, value, "[upstream] lifetime", 10s, 7 * 24h);
   if (!d) return;
   // RFC 9176's lt is whole seconds.
   if (d->count() % 1000 != 0) {

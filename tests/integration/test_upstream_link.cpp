@@ -2,7 +2,8 @@
 // (host gw) finds a coap-edge-simnode (host n1) by multicast and opens its DTLS session to an
 // upstream in host "up": Debian's coap-rd-openssl (an independent DTLS stack) as the Resource
 // Directory, or our coap-edge-testpeer (libcoap 4.3.5) as a service that takes telemetry and
-// sends requests back over the gateway's session. Root only.
+// sends requests back over the gateway's session, and as an RD that answers refreshes (--rd).
+// Root only.
 
 #include "coap_clients.h"
 #include "harness.h"
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -87,8 +89,8 @@ class UpstreamLab : public ::testing::Test {
         "node_ttl = \"60s\"\ndns_sd = false\n"
         "[upstream]\nuri = \"coaps://" + lab_->ipv4("up") + ":5684\"\npsk_identity = \"" + kGatewayIdentity +
         "\"\npsk_key_file = \"" + (dir_ / "upstream.key").string() +
-        "\"\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\nkeepalive = \"5s\"\nlifetime = \"60s\"\n" +
-        upstream_extra +
+        "\"\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\nkeepalive = \"5s\"\nlifetime = \"" + lifetime_ +
+        "\"\n" + upstream_extra +
         "[[acl]]\nidentity = \"" + kTester + "\"\nallow = [\"GET /nodes\", \"GET /nodes/**\", \"GET /status\", "
         "\"PUT /nodes/*/actuators/**\"]\n"
         "[[acl]]\nidentity = \"upstream\"\nallow = [\"GET /nodes/**\", \"PUT /nodes/*/actuators/**\"]\n";
@@ -159,6 +161,7 @@ class UpstreamLab : public ::testing::Test {
     return last;
   }
 
+  std::string lifetime_ = "60s";  ///< [upstream] lifetime
   TempDir dir_;
   std::unique_ptr<NetnsLab> lab_;
   std::unique_ptr<Child> node_;
@@ -233,6 +236,72 @@ TEST_F(UpstreamLab, GatewayModeRegistersOneEndpointWithEveryNodesLinks) {
   const auto s = status();
   ASSERT_TRUE(s.is_object());
   EXPECT_EQ(s["upstream"]["rd"]["registrations"], 1) << s.dump();
+}
+
+// The refresh (RFC 9176 §5.3.1) against an RD that keeps lifetimes (testpeer --rd drops a
+// registration whose lt ran out, and answers a late refresh 4.04): with lifetime = 10 s the
+// gateway refreshes the same location with an empty POST (at 3/4 of lt, 7 s), in time, again
+// and again, and never has to register a second time.
+TEST_F(UpstreamLab, RegistrationsAreRefreshedBeforeTheirLifetimeEnds) {
+  lifetime_ = "10s";
+  startAgent("");
+  const std::string id = waitForNode(30s);
+  ASSERT_FALSE(id.empty()) << agent_->log();
+  // No upstream yet: nothing registered.
+  const auto before = status();
+  ASSERT_TRUE(before.is_object());
+  EXPECT_EQ(before["upstream"]["rd"]["registrations"], 0) << before.dump();
+  // The RD comes once the node's id has settled (as above): one ep from the start.
+  auto peer = testpeerUpstream({"--rd"}, "peer");
+  const auto peerLog = [this] { return readFile(dir_ / "peer.log"); };
+  // The registration, and when the RD logged it (polled every 100 ms).
+  const std::regex registered("rd register ep=(\\S+) lt=([0-9]+) location=(rd/[0-9]+)");
+  std::smatch m;
+  std::string log;
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline && !std::regex_search(log, m, registered)) {
+    std::this_thread::sleep_for(100ms);
+    log = peerLog();
+  }
+  ASSERT_TRUE(std::regex_search(log, m, registered)) << log << agent_->log();
+  const auto registered_at = std::chrono::steady_clock::now();
+  EXPECT_EQ(m[1].str(), id) << log;
+  EXPECT_EQ(m[2].str(), "10") << log;
+  const std::string location = m[3];
+  // Two refreshes of that location: at ~7 s and ~14 s, so the registration outlives its first
+  // lifetime. 20 s bounds the wait (the second is due at 14 s plus the agent's tick).
+  const std::string refresh = "rd refresh location=" + location + " lt=10";
+  std::optional<std::chrono::steady_clock::duration> first_refresh;
+  deadline = registered_at + 20s;
+  while (std::chrono::steady_clock::now() < deadline && countOf(log, refresh) < 2) {
+    std::this_thread::sleep_for(100ms);
+    log = peerLog();
+    if (!first_refresh && countOf(log, refresh) >= 1) first_refresh = std::chrono::steady_clock::now() - registered_at;
+  }
+  const auto waited = std::chrono::steady_clock::now() - registered_at;
+  EXPECT_GE(countOf(log, refresh), 2u) << log << agent_->log();
+  ASSERT_TRUE(first_refresh.has_value()) << log << agent_->log();
+  // Before lt ran out (the poll adds up to 100 ms), and not right away either.
+  EXPECT_LT(*first_refresh, 10s) << log;
+  EXPECT_GT(*first_refresh, 5s) << log;
+  // The RD never lost it: no expiry, no 4.04, no second registration, no update (nothing
+  // changed: a refresh carries no payload, RFC 9176 §5.3.1).
+  EXPECT_EQ(countOf(log, "rd register "), 1u) << log;
+  EXPECT_EQ(countOf(log, "rd expired"), 0u) << log;
+  EXPECT_EQ(countOf(log, "4.04 unknown"), 0u) << log;
+  EXPECT_EQ(countOf(log, "rd update"), 0u) << log;
+  EXPECT_EQ(countOf(agent_->log(), "registering it again"), 0u) << agent_->log();
+  // /status: one registration held all along, no failure.
+  const auto after = status();
+  ASSERT_TRUE(after.is_object());
+  EXPECT_EQ(after["upstream"]["state"], "up") << after.dump();
+  EXPECT_EQ(after["upstream"]["rd"]["registrations"], 1) << after.dump();
+  EXPECT_EQ(after["upstream"]["rd"]["failures"], 0) << after.dump();
+  EXPECT_EQ(after["upstream"]["established"], 1) << after.dump();
+  std::cout << "first refresh after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(*first_refresh).count() << " ms, "
+            << countOf(log, refresh) << " refreshes in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms\n";
 }
 
 TEST_F(UpstreamLab, TheUpstreamUsesTheSessionTheGatewayOpened) {

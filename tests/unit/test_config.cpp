@@ -1079,8 +1079,11 @@ TEST(configUpstream, RangesAndChoices) {
             "x.toml:5:17: [upstream] reconnect_max (2s) must not be below reconnect_min (3s)");
   EXPECT_EQ(errorOf(base + "registration = \"per_node\"\n"),
             "x.toml:5:16: [upstream] registration must be \"per-node\" or \"gateway\", not \"per_node\"");
-  EXPECT_EQ(errorOf(base + "lifetime = \"59s\"\n"),
-            "x.toml:5:12: [upstream] lifetime must be between 1m and 7d, not \"59s\"");
+  EXPECT_EQ(errorOf(base + "lifetime = \"9s\"\n"),
+            "x.toml:5:12: [upstream] lifetime must be between 10s and 7d, not \"9s\"");
+  EXPECT_EQ(parseOk(base + "lifetime = \"10s\"\n").upstream->lifetime, 10s);
+  EXPECT_EQ(errorOf(base + "lifetime = \"8d\"\n"),
+            "x.toml:5:12: [upstream] lifetime must be between 10s and 7d, not \"8d\"");
   EXPECT_EQ(errorOf(base + "lifetime = \"90500ms\"\n"),
             "x.toml:5:12: [upstream] lifetime must be whole seconds (the RD's lt), not 90500ms");
   EXPECT_EQ(errorOf(base + "identity = \"up stream\"\n"),

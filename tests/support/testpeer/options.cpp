@@ -38,6 +38,7 @@ const char* const kUsage =
     "  --listen ADDR:PORT     A.B.C.D:P or [IPV6]:P (numeric; port 0 picks one, see the log)\n"
     "  --telemetry-log FILE   one JSON line per POST/PUT under /telemetry\n"
     "  --drop-telemetry N     answer the first N telemetry requests 5.03 (Max-Age 1)\n"
+    "  --rd                   a minimal Resource Directory at /rd (register, refresh, delete)\n"
     "  --request \"M PATH [PAYLOAD]\"  send to the gateway once its session is up (repeatable)\n"
     "  --observe PATH         then observe PATH on the gateway ...\n"
     "  --observe-seconds S    ... for S seconds (default 10)\n"
@@ -106,6 +107,7 @@ enum Opt : int {
   kCertificate,
   kPrivateKey,
   kCa,
+  kRd,
 };
 
 }  // namespace
@@ -130,6 +132,7 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       {"certificate", required_argument, nullptr, kCertificate},
       {"private-key", required_argument, nullptr, kPrivateKey},
       {"ca", required_argument, nullptr, kCa},
+      {"rd", no_argument, nullptr, kRd},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -256,6 +259,10 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
           return std::nullopt;
         }
         o.upstream.drop_telemetry = static_cast<unsigned>(n);
+        break;
+      case kRd:
+        if (!onlyFor(false, "--rd")) return std::nullopt;
+        o.upstream.rd = true;
         break;
       case kRequest: {
         if (!onlyFor(false, "--request")) return std::nullopt;

@@ -38,6 +38,7 @@ struct UpstreamOptions {
   std::string listen;  ///< ADDR:PORT, numeric, IPv6 in brackets
   std::string telemetry_log;
   unsigned drop_telemetry = 0;
+  bool rd = false;  ///< --rd: a minimal Resource Directory at /rd (RFC 9176)
   std::vector<UpstreamRequest> requests;
   std::string observe_path;
   double observe_s = 10;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <stdexcept>
 
 namespace coap_edge::testpeer {
@@ -41,6 +43,70 @@ std::string jsonString(std::string_view text) {
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
+}
+
+const char* methodName(coap_pdu_code_t code) {
+  switch (code) {
+    case COAP_REQUEST_CODE_POST:
+      return "POST";
+    case COAP_REQUEST_CODE_PUT:
+      return "PUT";
+    case COAP_REQUEST_CODE_DELETE:
+      return "DELETE";
+    default:
+      return "?";
+  }
+}
+
+// RFC 9176 §5.3: lt defaults to 90000 s (25 h); at most 2^32-1 (a 32-bit value in practice).
+constexpr unsigned long kRdDefaultLifetime = 90000;
+constexpr unsigned long kRdMaxLifetime = 4294967295UL;
+
+int fromHexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "ep=a%2Db&lt=10" -> {"ep": "a-b", "lt": "10"}; nullopt for a broken %-escape.
+std::optional<std::map<std::string, std::string>> queryParams(const coap_string_t* query) {
+  std::map<std::string, std::string> out;
+  if (query == nullptr) return out;
+  const std::string_view text(reinterpret_cast<const char*>(query->s), query->length);
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t amp = std::min(text.find('&', start), text.size());
+    const std::string_view item = text.substr(start, amp - start);
+    const std::size_t eq = item.find('=');
+    std::string value;
+    const std::string_view raw = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '%') {
+        value.push_back(raw[i]);
+        continue;
+      }
+      if (i + 2 >= raw.size() || fromHexDigit(raw[i + 1]) < 0 || fromHexDigit(raw[i + 2]) < 0) return std::nullopt;
+      value.push_back(static_cast<char>(fromHexDigit(raw[i + 1]) * 16 + fromHexDigit(raw[i + 2])));
+      i += 2;
+    }
+    if (!item.empty()) out[std::string(item.substr(0, eq))] = value;
+    start = amp + 1;
+  }
+  return out;
+}
+
+// lt as RFC 9176 has it: decimal seconds, 1 to 2^32-1.
+std::optional<unsigned long> parseLifetime(const std::string& text) {
+  if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const unsigned long long v = std::stoull(text);
+  if (v < 1 || v > kRdMaxLifetime) return std::nullopt;
+  return static_cast<unsigned long>(v);
+}
+
+void diagnostic(coap_pdu_t* response, coap_pdu_code_t code, std::string_view text) {
+  coap_pdu_set_code(response, code);
+  coap_add_data(response, text.size(), reinterpret_cast<const std::uint8_t*>(text.data()));
 }
 
 }  // namespace
@@ -105,6 +171,9 @@ Upstream::Upstream(const UpstreamOptions& options, const Psk& psk)
   // handler takes anything under /telemetry. Block1 bodies arrive whole (SINGLE_BODY).
   coap_resource_t* any = coap_resource_unknown_init2(&Upstream::onTelemetry, 0);
   coap_register_request_handler(any, COAP_REQUEST_POST, &Upstream::onTelemetry);
+  // Only with --rd: otherwise libcoap answers a DELETE of an unknown path 2.02 (RFC 7252
+  // §5.8.4), as before.
+  if (options_.rd) coap_register_request_handler(any, COAP_REQUEST_DELETE, &Upstream::onTelemetry);
   coap_add_resource(context_.get(), any);
 }
 
@@ -166,16 +235,17 @@ int Upstream::onEvent(coap_session_t* session, coap_event_t event) noexcept {
   return 0;
 }
 
-void Upstream::onTelemetry(coap_resource_t*, coap_session_t* session, const coap_pdu_t* request, const coap_string_t*,
-                           coap_pdu_t* response) noexcept {
+void Upstream::onTelemetry(coap_resource_t*, coap_session_t* session, const coap_pdu_t* request,
+                           const coap_string_t* query, coap_pdu_t* response) noexcept {
   try {
-    of(session)->telemetry(session, request, response);
+    of(session)->telemetry(session, request, query, response);
   } catch (...) {
     coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR);
   }
 }
 
-void Upstream::telemetry(coap_session_t* session, const coap_pdu_t* request, coap_pdu_t* response) {
+void Upstream::telemetry(coap_session_t* session, const coap_pdu_t* request, const coap_string_t* query,
+                         coap_pdu_t* response) {
   // A request before the DTLS_CONNECTED event (should not happen) also opens the way back.
   if (!gateway_ && coap_session_get_type(session) == COAP_SESSION_TYPE_SERVER) gatewayUp(session);
   coap_string_t* uri_path = coap_get_uri_path(request);
@@ -185,8 +255,12 @@ void Upstream::telemetry(coap_session_t* session, const coap_pdu_t* request, coa
     coap_delete_string(uri_path);
   }
   const coap_pdu_code_t method = coap_pdu_get_code(request);
-  if (path != "/telemetry" && path.rfind("/telemetry/", 0) != 0) {
-    CE_LOG_INFO("request {} {}: 4.04", method == COAP_REQUEST_CODE_POST ? "POST" : "PUT", log::printable(path));
+  if (options_.rd && (path == "/rd" || path.rfind("/rd/", 0) == 0)) {
+    rd(path, request, query, response);
+    return;
+  }
+  if ((path != "/telemetry" && path.rfind("/telemetry/", 0) != 0) || method == COAP_REQUEST_CODE_DELETE) {
+    CE_LOG_INFO("request {} {}: 4.04", methodName(method), log::printable(path));
     coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND);
     return;
   }
@@ -217,6 +291,118 @@ void Upstream::telemetry(coap_session_t* session, const coap_pdu_t* request, coa
   CE_LOG_INFO("telemetry {} {} ({} bytes)", method == COAP_REQUEST_CODE_POST ? "POST" : "PUT", log::printable(path),
               body.size());
   coap_pdu_set_code(response, COAP_RESPONSE_CODE_CHANGED);
+}
+
+// The RD's registration interface, RFC 9176: POST /rd?ep=..&lt=.. creates (§5.3), POST rd/<n>
+// renews and, with a payload, replaces the links (§5.3.1; lt may change, ep may not), DELETE
+// rd/<n> removes (§5.3.2). One log line per operation. Lookups (§6) are not served.
+void Upstream::rd(const std::string& path, const coap_pdu_t* request, const coap_string_t* query,
+                  coap_pdu_t* response) {
+  expireRegistrations();
+  const coap_pdu_code_t method = coap_pdu_get_code(request);
+  const auto params = queryParams(query);
+  if (!params) {
+    CE_LOG_INFO("rd {} {}: 4.00 bad query", methodName(method), log::printable(path));
+    diagnostic(response, COAP_RESPONSE_CODE_BAD_REQUEST, "bad %-escape in the query");
+    return;
+  }
+  std::optional<unsigned long> lifetime;
+  if (const auto lt = params->find("lt"); lt != params->end()) {
+    lifetime = parseLifetime(lt->second);
+    if (!lifetime) {
+      CE_LOG_INFO("rd {} {}: 4.00 lt={}", methodName(method), log::printable(path), log::printable(lt->second));
+      diagnostic(response, COAP_RESPONSE_CODE_BAD_REQUEST, "lt: 1 to 4294967295");
+      return;
+    }
+  }
+  const std::string body = bodyOf(request);
+  const auto now = Clock::now();
+  if (path == "/rd") {
+    const auto ep = params->find("ep");
+    if (method != COAP_REQUEST_CODE_POST || ep == params->end() || ep->second.empty()) {
+      CE_LOG_INFO("rd {} /rd: {}", methodName(method), method != COAP_REQUEST_CODE_POST ? "4.05" : "4.00 no ep");
+      if (method != COAP_REQUEST_CODE_POST) {
+        coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_ALLOWED);
+      } else {
+        diagnostic(response, COAP_RESPONSE_CODE_BAD_REQUEST, "ep missing");
+      }
+      return;
+    }
+    // §5.3: a second registration of the same ep replaces the first.
+    std::string replaced;
+    for (auto it = registrations_.begin(); it != registrations_.end(); ++it) {
+      if (it->second.ep == ep->second) {
+        replaced = fmt::format(" replaces=rd/{}", it->first);
+        registrations_.erase(it);
+        break;
+      }
+    }
+    const unsigned n = next_registration_++;
+    Registration& r = registrations_[n];
+    r.ep = ep->second;
+    r.lifetime_s = lifetime.value_or(kRdDefaultLifetime);
+    r.expires = now + std::chrono::seconds(r.lifetime_s);
+    r.bytes = body.size();
+    CE_LOG_INFO("rd register ep={} lt={} location=rd/{} ({} bytes){}", log::printable(r.ep), r.lifetime_s, n,
+                body.size(), replaced);
+    const std::string number = std::to_string(n);
+    coap_add_option(response, COAP_OPTION_LOCATION_PATH, 2, reinterpret_cast<const std::uint8_t*>("rd"));
+    coap_add_option(response, COAP_OPTION_LOCATION_PATH, number.size(),
+                    reinterpret_cast<const std::uint8_t*>(number.data()));
+    coap_pdu_set_code(response, COAP_RESPONSE_CODE_CREATED);
+    return;
+  }
+  // rd/<n>
+  const std::string tail = path.substr(4);
+  std::map<unsigned, Registration>::iterator it = registrations_.end();
+  if (!tail.empty() && tail.size() <= 9 && tail.find_first_not_of("0123456789") == std::string::npos) {
+    it = registrations_.find(static_cast<unsigned>(std::stoul(tail)));
+  }
+  const std::string location = path.substr(1);
+  if (it == registrations_.end()) {
+    CE_LOG_INFO("rd {} location={}: 4.04 unknown", methodName(method), log::printable(location));
+    coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND);
+    return;
+  }
+  if (method == COAP_REQUEST_CODE_DELETE) {
+    CE_LOG_INFO("rd delete location={} ep={}", log::printable(location), log::printable(it->second.ep));
+    registrations_.erase(it);
+    coap_pdu_set_code(response, COAP_RESPONSE_CODE_DELETED);
+    return;
+  }
+  if (method != COAP_REQUEST_CODE_POST) {
+    CE_LOG_INFO("rd {} location={}: 4.05", methodName(method), log::printable(location));
+    coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_ALLOWED);
+    return;
+  }
+  if (params->count("ep") != 0) {
+    CE_LOG_INFO("rd update location={}: 4.00 ep cannot change", log::printable(location));
+    diagnostic(response, COAP_RESPONSE_CODE_BAD_REQUEST, "ep cannot change");
+    return;
+  }
+  Registration& r = it->second;
+  if (lifetime) r.lifetime_s = *lifetime;
+  r.expires = now + std::chrono::seconds(r.lifetime_s);
+  if (body.empty()) {
+    CE_LOG_INFO("rd refresh location={} lt={}", log::printable(location), r.lifetime_s);
+  } else {
+    r.bytes = body.size();
+    CE_LOG_INFO("rd update location={} lt={} ({} bytes)", log::printable(location), r.lifetime_s, body.size());
+  }
+  coap_pdu_set_code(response, COAP_RESPONSE_CODE_CHANGED);
+}
+
+// §5.3: a registration whose lifetime ran out without a refresh is gone.
+void Upstream::expireRegistrations() {
+  const auto now = Clock::now();
+  for (auto it = registrations_.begin(); it != registrations_.end();) {
+    if (now < it->second.expires) {
+      ++it;
+      continue;
+    }
+    CE_LOG_INFO("rd expired location=rd/{} ep={} lt={}", it->first, log::printable(it->second.ep), it->second.lifetime_s);
+    it = registrations_.erase(it);
+  }
 }
 
 void Upstream::gatewayUp(coap_session_t* session) {
@@ -329,6 +515,7 @@ int Upstream::run(const volatile std::sig_atomic_t& stop) {
       drop_gateway_ = false;
       gateway_.reset();
     }
+    if (options_.rd) expireRegistrations();
     const auto now = Clock::now();
     if (now >= end) {
       CE_LOG_INFO("exit after {} s", options_.exit_after_s);

@@ -2,7 +2,9 @@
 // Upstream mode: the server the gateway connects to over DTLS (PSK and/or X.509). It takes
 // telemetry (POST or PUT under /telemetry, Block1 reassembled by libcoap) into a JSON-lines log
 // and, once the gateway's session is up, sends requests and an observation back over that same
-// session.
+// session. With --rd it is also a minimal Resource Directory (RFC 9176 §5.3, §5.3.1, §5.3.2)
+// that keeps its registrations' lifetimes, so that a test sees whether the gateway refreshes in
+// time.
 
 #include "common/c_ptr.h"
 #include "options.h"
@@ -14,6 +16,8 @@
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <map>
+#include <string>
 
 namespace coap_edge::testpeer {
 
@@ -42,7 +46,10 @@ class Upstream {
                           const coap_string_t* query, coap_pdu_t* response) noexcept;
   static Upstream* of(coap_session_t* session);
 
-  void telemetry(coap_session_t* session, const coap_pdu_t* request, coap_pdu_t* response);
+  void telemetry(coap_session_t* session, const coap_pdu_t* request, const coap_string_t* query,
+                 coap_pdu_t* response);
+  void rd(const std::string& path, const coap_pdu_t* request, const coap_string_t* query, coap_pdu_t* response);
+  void expireRegistrations();
   void gatewayUp(coap_session_t* session);
   void response(const coap_pdu_t* received);
   void failed(const coap_pdu_t* sent, const std::string& why);
@@ -58,6 +65,16 @@ class Upstream {
   std::FILE* out_ = stdout;
   CPtr<std::FILE, std::fclose> telemetry_log_;
   unsigned telemetry_seen_ = 0;
+
+  // --rd: registrations by the number in their location rd/<n>.
+  struct Registration {
+    std::string ep;
+    unsigned long lifetime_s = 0;
+    Clock::time_point expires{};
+    std::size_t bytes = 0;  ///< of the link-format payload
+  };
+  std::map<unsigned, Registration> registrations_;
+  unsigned next_registration_ = 1;
 
   // Role reversal: requests to the gateway over its own session (held while in use).
   CPtr<coap_session_t, coap_session_release> gateway_;
