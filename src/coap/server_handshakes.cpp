@@ -61,6 +61,20 @@ policy::Nanos steadyNanos(std::chrono::steady_clock::time_point t) {
 
 namespace detail {
 
+int libcoapVerify(coap_session_t* session, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags,
+                  bool& checked) noexcept {
+  coap_tls_library_t lib{};
+  auto* ssl = static_cast<mbedtls_ssl_context*>(coap_session_get_tls(session, &lib));
+  checked = ssl != nullptr && lib == COAP_TLS_LIBRARY_MBEDTLS;
+  if (!checked) {
+    *flags |= MBEDTLS_X509_BADCERT_OTHER;
+    return 0;
+  }
+  const mbedtls_ssl_config* conf = mbedtls_ssl_context_get_config(ssl);
+  if (conf == nullptr || conf->MBEDTLS_PRIVATE(f_vrfy) == nullptr) return 0;
+  return conf->MBEDTLS_PRIVATE(f_vrfy)(conf->MBEDTLS_PRIVATE(p_vrfy), crt, depth, flags);
+}
+
 std::string verifyInfo(std::uint32_t flags) {
   std::array<char, 512> buf{};
   if (mbedtls_x509_crt_verify_info(buf.data(), buf.size(), "", flags) <= 0) return fmt::format("flags {:#x}", flags);
@@ -77,17 +91,9 @@ struct HandshakeCallbacks {
   /// first; we add the per-address limit and note a refusal for the failure's reason.
   static int verify(void* arg, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) noexcept {
     auto* session = static_cast<coap_session_t*>(arg);
-    coap_tls_library_t lib{};
-    auto* ssl = static_cast<mbedtls_ssl_context*>(coap_session_get_tls(session, &lib));
-    if (ssl == nullptr || lib != COAP_TLS_LIBRARY_MBEDTLS) {
-      *flags |= MBEDTLS_X509_BADCERT_OTHER;  // not the session we hooked: trust nothing
-      return 0;
-    }
-    int ret = 0;
-    const mbedtls_ssl_config* conf = mbedtls_ssl_context_get_config(ssl);
-    if (conf != nullptr && conf->MBEDTLS_PRIVATE(f_vrfy) != nullptr) {
-      ret = conf->MBEDTLS_PRIVATE(f_vrfy)(conf->MBEDTLS_PRIVATE(p_vrfy), crt, depth, flags);
-    }
+    bool checked = false;
+    const int ret = detail::libcoapVerify(session, crt, depth, flags, checked);
+    if (!checked) return ret;
     try {
       Server* self = serverOf(session);
       SessionEntry* e = self == nullptr ? nullptr : self->sessions_.find(session);

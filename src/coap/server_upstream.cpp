@@ -37,17 +37,9 @@ struct UpstreamCallbacks {
   /// server_name here. The first reason for a refusal is kept for the DTLS_ERROR event.
   static int verify(void* arg, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) noexcept {
     auto* session = static_cast<coap_session_t*>(arg);
-    coap_tls_library_t lib{};
-    auto* ssl = static_cast<mbedtls_ssl_context*>(coap_session_get_tls(session, &lib));
-    if (ssl == nullptr || lib != COAP_TLS_LIBRARY_MBEDTLS) {
-      *flags |= MBEDTLS_X509_BADCERT_OTHER;  // not the session we hooked: trust nothing
-      return 0;
-    }
-    int ret = 0;
-    const mbedtls_ssl_config* conf = mbedtls_ssl_context_get_config(ssl);
-    if (conf != nullptr && conf->MBEDTLS_PRIVATE(f_vrfy) != nullptr) {
-      ret = conf->MBEDTLS_PRIVATE(f_vrfy)(conf->MBEDTLS_PRIVATE(p_vrfy), crt, depth, flags);
-    }
+    bool checked = false;
+    const int ret = detail::libcoapVerify(session, crt, depth, flags, checked);
+    if (!checked) return ret;
     try {
       Server* self = detail::serverOf(session);
       if (self == nullptr || session != self->upstream_) {

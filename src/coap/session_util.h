@@ -13,6 +13,8 @@
 #include <cstring>
 #include <string>
 
+struct mbedtls_x509_crt;
+
 namespace coap_edge::coap::detail {
 
 /// The Server a session's context belongs to (its app data), or nullptr.
@@ -56,6 +58,14 @@ inline std::string remoteIp(const coap_session_t* session) {
   const char* text = coap_print_ip_addr(addr, buf.data(), buf.size());
   return text == nullptr ? std::string("?") : std::string(text);
 }
+
+/// Runs libcoap's own certificate check (the verify callback it set on the session's Mbed TLS
+/// config) for one certificate of the peer's chain, as our per-session verify hooks must before
+/// adding theirs; returns its result. A session without an Mbed TLS context gets
+/// MBEDTLS_X509_BADCERT_OTHER (not the session that was hooked: trust nothing) and false in
+/// `checked`. server_handshakes.cpp.
+[[nodiscard]] int libcoapVerify(coap_session_t* session, ::mbedtls_x509_crt* crt, int depth, std::uint32_t* flags,
+                                bool& checked) noexcept;
 
 /// Mbed TLS's text for X.509 verification flags, first reason only ("The certificate is not
 /// correctly signed by the trusted CA"); server_handshakes.cpp.
