@@ -35,6 +35,23 @@ constexpr std::size_t kRoundsPerGroup = 20;
 constexpr std::size_t kMinGroups = 4;
 constexpr std::size_t kMaxGroups = 40;  // the flood outlasts the clients, within bounds
 
+// The bound: the agent's RSS grows by less than 1 MB, asserted in the plain build. Under
+// AddressSanitizer RSS also holds shadow memory, redzones and the allocator's per-size-class
+// caches, which grow with the two real clients' sessions and with how the flood interleaves
+// with them on a loaded machine (measured: 200-1040 kB, with no session for the flood); that
+// build still checks everything else here, and the memory only against a wider bound.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr long kRssGrowthLimitKb = 4096;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr long kRssGrowthLimitKb = 4096;
+#else
+constexpr long kRssGrowthLimitKb = 1024;
+#endif
+#else
+constexpr long kRssGrowthLimitKb = 1024;
+#endif
+
 std::optional<long> rssKb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -189,7 +206,7 @@ TEST_F(DtlsFlood, UnverifiedHellosAllocateNothingAndRealClientsGetIn) {
   // Sessions came only from the real clients: the two during the flood and the /status read
   // after it. None for the flood's unverified sources.
   EXPECT_EQ(*allocated_after - *allocated_before, 3U);
-  EXPECT_LT(rss_growth_kb, 1024) << "RSS grew by " << rss_growth_kb << " kB";
+  EXPECT_LT(rss_growth_kb, kRssGrowthLimitKb) << "RSS grew by " << rss_growth_kb << " kB";
 }
 
 TEST_F(DtlsFlood, CookieIsBoundToTheSourcePortAndOpensTheHandshake) {
