@@ -289,6 +289,13 @@ struct ServerStats {
   /// Datagrams (plain, or DTLS records once decrypted) that were no valid CoAP message, and
   /// responses to our requests that were malformed: dropped by libcoap (COAP_EVENT_BAD_PACKET).
   std::uint64_t malformed_packets = 0;
+  /// Application data records of established DTLS sessions (ours to nodes and the upstream
+  /// too) that Mbed TLS dropped silently (libcoap patch 0012): `dtls_records_invalid` failed
+  /// authentication or were malformed (a forged record, e.g. one carrying a session's
+  /// Connection ID with a garbage MAC), `dtls_records_replayed` were rejected by the
+  /// anti-replay window (a duplicate on the network, or a replay).
+  std::uint64_t dtls_records_invalid = 0;
+  std::uint64_t dtls_records_replayed = 0;
   /// Copies of requests already answered (same session, Message ID, token and type: a client's
   /// retransmission or a duplicated datagram), answered again as the first time without the
   /// request filter or the application seeing them (RecentResponses).

@@ -164,6 +164,14 @@ struct ServerCallbacks {
         ++self->stats_.malformed_packets;
         return 0;
       }
+      if (event == COAP_EVENT_DTLS_BAD_RECORD) {
+        ++self->stats_.dtls_records_invalid;
+        return 0;
+      }
+      if (event == COAP_EVENT_DTLS_REPLAYED_RECORD) {
+        ++self->stats_.dtls_records_replayed;
+        return 0;
+      }
       if (coap_session_get_type(session) == COAP_SESSION_TYPE_CLIENT) {
         if (!self->onUpstreamEvent(session, event)) self->onClientSessionEvent(session, event);
         return 0;

@@ -100,6 +100,10 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_discovery_total", R"(event="dns_sd_reconnect")", d.dns_sd_reconnects);
   w.family("coap_edge_malformed_packets_total", "counter", "CoAP messages dropped as malformed.");
   w.sample("coap_edge_malformed_packets_total", "", s.server.malformed_packets);
+  w.family("coap_edge_dtls_records_dropped_total", "counter",
+           "DTLS application data records dropped: invalid (bad MAC, malformed) or replayed.");
+  w.sample("coap_edge_dtls_records_dropped_total", R"(reason="invalid")", s.server.dtls_records_invalid);
+  w.sample("coap_edge_dtls_records_dropped_total", R"(reason="replayed")", s.server.dtls_records_replayed);
   w.family("coap_edge_duplicate_requests_total", "counter",
            "Copies of requests already answered, answered again without serving them twice.");
   w.sample("coap_edge_duplicate_requests_total", "", s.server.duplicates);

@@ -2,8 +2,10 @@
 // for a record from there that authenticates and is newer than every record before it
 // (cmake/patches/0003). A spoofed record carrying the session's CID, a replayed record and a
 // delayed older record from another port leave the session where it was; the same client
-// continuing from a new port (NAT rebinding) takes the session with it. The client is mbedTLS
-// with CIDs (mbedtls_dtls_client.h); every wait is bounded.
+// continuing from a new port (NAT rebinding) takes the session with it. Each record dropped is
+// counted in /status "packets" (cmake/patches/0012): a forged one as dtls_invalid, a replayed one
+// as dtls_replayed. The client is mbedTLS with CIDs (mbedtls_dtls_client.h); every wait is
+// bounded.
 
 #include "coap_clients.h"
 #include "dtls_records.h"
@@ -12,6 +14,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <utility>
+
 namespace coap_edge::test {
 namespace {
 
@@ -19,14 +24,16 @@ using namespace std::chrono_literals;
 
 constexpr const char* kKey1 = "dev1-secret-key-0001";
 
-/// The "sessions" object of the agent's /status, read over `client`'s own session.
-std::optional<nlohmann::json> sessionsOf(dtls::MbedDtlsClient& client) {
+/// One object of the agent's /status ("sessions", "packets"), read over `client`'s own session.
+std::optional<nlohmann::json> statusOf(dtls::MbedDtlsClient& client, const char* what) {
   const auto body = client.getBody("status", 3s);
   if (!body) return std::nullopt;
   const auto doc = nlohmann::json::parse(*body, nullptr, false);
-  if (doc.is_discarded() || !doc.contains("sessions")) return std::nullopt;
-  return doc["sessions"];
+  if (doc.is_discarded() || !doc.contains(what)) return std::nullopt;
+  return doc[what];
 }
+
+std::optional<nlohmann::json> sessionsOf(dtls::MbedDtlsClient& client) { return statusOf(client, "sessions"); }
 
 class DtlsCid : public ::testing::Test {
  protected:
@@ -42,6 +49,21 @@ class DtlsCid : public ::testing::Test {
     ASSERT_FALSE(cid_.empty()) << "the agent did not negotiate a Connection ID";
     before_ = sessionsOf(*client_);
     ASSERT_TRUE(before_.has_value()) << agent_->log();
+    const auto packets = statusOf(*client_, "packets");
+    ASSERT_TRUE(packets.has_value()) << agent_->log();
+    invalid_before_ = packets->value("dtls_invalid", std::uint64_t{0});
+    replayed_before_ = packets->value("dtls_replayed", std::uint64_t{0});
+  }
+
+  /// Records dropped since SetUp, as /status counts them: {invalid, replayed}.
+  std::pair<std::uint64_t, std::uint64_t> droppedSinceStart() {
+    const auto packets = statusOf(*client_, "packets");
+    if (!packets) {
+      ADD_FAILURE() << "no /status answer\n" << agent_->log();
+      return {0, 0};
+    }
+    return {packets->value("dtls_invalid", std::uint64_t{0}) - invalid_before_,
+            packets->value("dtls_replayed", std::uint64_t{0}) - replayed_before_};
   }
 
   const dtls::UdpPeer& originalPeer() {
@@ -79,6 +101,7 @@ class DtlsCid : public ::testing::Test {
   std::unique_ptr<dtls::MbedDtlsClient> client_;
   dtls::Bytes cid_;
   std::optional<nlohmann::json> before_;
+  std::uint64_t invalid_before_ = 0, replayed_before_ = 0;
 };
 
 TEST_F(DtlsCid, SpoofedRecordWithTheSessionsCidDoesNotMoveIt) {
@@ -90,6 +113,8 @@ TEST_F(DtlsCid, SpoofedRecordWithTheSessionsCidDoesNotMoveIt) {
   }
   EXPECT_FALSE(spoofer.receive(500ms).has_value());
   expectSessionStayed(spoofer);
+  // Dropped silently, and counted: three forged records, no replay.
+  EXPECT_EQ(droppedSinceStart(), std::make_pair(std::uint64_t{3}, std::uint64_t{0}));
   // The request above came from the original port and would have fetched a diverted session
   // back: what the agent sends unasked shows where the session lives.
   ASSERT_TRUE(spoofer.send(dtls::cidRecord(cid_, 1, 2000, dtls::Bytes(8 + 16 + 8, 0xA5))));
@@ -108,6 +133,8 @@ TEST_F(DtlsCid, ReplayedRecordFromAnotherPortDoesNotMoveIt) {
   ASSERT_TRUE(replayer.send(*sealed));
   EXPECT_FALSE(replayer.receive(500ms).has_value());
   expectSessionStayed(replayer);
+  // The anti-replay window dropped it, and it is counted as a replay, not as a forgery.
+  EXPECT_EQ(droppedSinceStart(), std::make_pair(std::uint64_t{0}, std::uint64_t{1}));
   ASSERT_TRUE(replayer.send(*sealed));
   EXPECT_FALSE(replayer.receive(300ms).has_value());
   expectCloseNotifyAt(originalPeer(), replayer);
@@ -123,6 +150,8 @@ TEST_F(DtlsCid, OlderRecordFromAnotherPortDoesNotMoveIt) {
   ASSERT_TRUE(late.send(*held));
   EXPECT_FALSE(late.receive(500ms).has_value()) << "the answer to the held request went to the new port";
   expectSessionStayed(late);
+  // It authenticated and was inside the window: a late record, not a dropped one.
+  EXPECT_EQ(droppedSinceStart(), std::make_pair(std::uint64_t{0}, std::uint64_t{0}));
 }
 
 TEST_F(DtlsCid, LastWordAfterASpoofedRecordGoesToTheClient) {

@@ -128,6 +128,8 @@ StatusSnapshot sample() {
   s.server.requests[0][1] = 9;   // GET 4xx
   s.server.requests[2][3] = 1;   // PUT none
   s.server.duplicates = 14;
+  s.server.dtls_records_invalid = 15;
+  s.server.dtls_records_replayed = 16;
   s.duplicate_memory_bytes = 512;
   s.limits.per_identity_rejected = 8;
   s.limits.per_identity_dropped = 1;
@@ -149,6 +151,8 @@ TEST(Status, CarriesHandshakesRequestsAndLimits) {
   EXPECT_EQ(doc["requests"]["PUT"]["none"], 1);
   EXPECT_FALSE(doc["requests"].contains("POST"));  // methods never used are left out
   EXPECT_EQ(doc["duplicates"]["answered"], 14);
+  EXPECT_EQ(doc["packets"]["dtls_invalid"], 15);
+  EXPECT_EQ(doc["packets"]["dtls_replayed"], 16);
   EXPECT_EQ(doc["duplicates"]["memory_bytes"], 512);
   EXPECT_EQ(doc["limits"]["per_identity"]["rejected"], 8);
   EXPECT_EQ(doc["limits"]["per_identity"]["dropped"], 1);
@@ -189,6 +193,9 @@ TEST(Metrics, PrometheusTextHasConventionalNamesAndTheSnapshotsNumbers) {
            "# TYPE coap_edge_duplicate_requests_total counter\n",
            "coap_edge_duplicate_requests_total 14\n",
            "coap_edge_duplicate_memory_bytes 512\n",
+           "# TYPE coap_edge_dtls_records_dropped_total counter\n",
+           "coap_edge_dtls_records_dropped_total{reason=\"invalid\"} 15\n",
+           "coap_edge_dtls_records_dropped_total{reason=\"replayed\"} 16\n",
            "coap_edge_uptime_seconds 12\n",
        }) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
