@@ -14,8 +14,44 @@ std::size_t heapOf(const std::string& s) {
 
 const std::size_t RecentResponses::kStringBudget = RecentResponses::kMaxBytes - kMaxEntries * sizeof(Entry);
 
+bool RecentResponsesBudget::take(std::size_t n) noexcept {
+  if (used_ > limit_ || n > limit_ - used_) {
+    ++refused_;
+    return false;
+  }
+  used_ += n;
+  return true;
+}
+
+void RecentResponsesBudget::give(std::size_t n) noexcept { used_ -= std::min(n, used_); }
+
+RecentResponses::~RecentResponses() { clear(); }
+
+RecentResponses::RecentResponses(RecentResponses&& other) noexcept
+    : entries_(std::move(other.entries_)), heap_(other.heap_), budget_(other.budget_) {
+  std::vector<Entry>().swap(other.entries_);
+  other.heap_ = 0;
+}
+
+RecentResponses& RecentResponses::operator=(RecentResponses&& other) noexcept {
+  if (this != &other) {
+    clear();
+    entries_ = std::move(other.entries_);
+    heap_ = other.heap_;
+    budget_ = other.budget_;
+    std::vector<Entry>().swap(other.entries_);
+    other.heap_ = 0;
+  }
+  return *this;
+}
+
+void RecentResponses::setBudget(RecentResponsesBudget* budget) noexcept {
+  if (entries_.capacity() == 0) budget_ = budget;
+}
+
 void RecentResponses::eraseAt(std::size_t index) {
   static_assert(kMaxEntries * sizeof(Entry) < kMaxBytes / 2, "the slots leave room for the answers");
+  const std::size_t before = bytes();
   heap_ -= entries_[index].heap;
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(index));
   if (entries_.empty()) {
@@ -23,6 +59,7 @@ void RecentResponses::eraseAt(std::size_t index) {
     std::vector<Entry>().swap(entries_);
     heap_ = 0;
   }
+  if (budget_ != nullptr) budget_->give(before - bytes());
 }
 
 void RecentResponses::expire(Clock::time_point now) {
@@ -63,12 +100,25 @@ bool RecentResponses::remember(std::uint16_t mid, bool confirmable, std::string_
   if (e.heap > kStringBudget) return false;
   while (!entries_.empty() && (entries_.size() >= kMaxEntries || heap_ + e.heap > kStringBudget)) eraseAt(0);
   // The vector grows 1, 2, 4 and never past kMaxEntries (evicted before): bytes() <= kMaxBytes.
+  // The growth is made here, not by push_back, so that it is known before it is charged.
+  std::size_t slots = entries_.capacity();
+  if (entries_.size() == slots) slots = std::min(kMaxEntries, std::max<std::size_t>(1, 2 * slots));
+  const std::size_t before = bytes();
+  const std::size_t after = slots * sizeof(Entry) + heap_ + e.heap;
+  if (budget_ != nullptr && after > before && !budget_->take(after - before)) return false;
+  try {
+    entries_.reserve(slots);
+  } catch (...) {
+    if (budget_ != nullptr && after > before) budget_->give(after - before);
+    throw;
+  }
   heap_ += e.heap;
   entries_.push_back(std::move(e));
   return true;
 }
 
 void RecentResponses::clear() noexcept {
+  if (budget_ != nullptr) budget_->give(bytes());
   std::vector<Entry>().swap(entries_);
   heap_ = 0;
 }

@@ -12,6 +12,12 @@
 // large: GETs of /status, /nodes, /.well-known/core, lookups, which RFC 7252 lets a server
 // process again); relayed answers are separate responses, remembered as their empty ACK.
 // Freed with the session (SessionEntry). Plain values only: no libcoap here.
+//
+// Bounded across sessions too: every RecentResponses of a server draws on one
+// RecentResponsesBudget (`[limits] duplicate_max_bytes`), so the worst case is that budget, not
+// kMaxBytes x max_sessions (40 MB at the default 10,000 sessions). An answer that does not fit
+// is not kept and counted: a copy of that request would be served again, as without
+// deduplication.
 
 #include "coap/message.h"
 
@@ -24,6 +30,31 @@
 
 namespace coap_edge::coap {
 
+/// What the RecentResponses of all sessions may hold together. Not thread-safe: one event loop.
+class RecentResponsesBudget {
+ public:
+  static constexpr std::size_t kDefaultLimit = 4 * 1024 * 1024;
+  explicit RecentResponsesBudget(std::size_t limit = kDefaultLimit) noexcept : limit_(limit) {}
+  RecentResponsesBudget(const RecentResponsesBudget&) = delete;
+  RecentResponsesBudget& operator=(const RecentResponsesBudget&) = delete;
+
+  /// A lower limit frees nothing at once: answers already kept expire as usual.
+  void setLimit(std::size_t limit) noexcept { limit_ = limit; }
+  /// Reserves `n` bytes; false (and counted as refused) if that would pass the limit.
+  [[nodiscard]] bool take(std::size_t n) noexcept;
+  void give(std::size_t n) noexcept;
+
+  [[nodiscard]] std::size_t used() const noexcept { return used_; }
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+  /// Answers not kept because the budget was spent.
+  [[nodiscard]] std::uint64_t refused() const noexcept { return refused_; }
+
+ private:
+  std::size_t limit_;
+  std::size_t used_ = 0;
+  std::uint64_t refused_ = 0;
+};
+
 class RecentResponses {
  public:
   using Clock = std::chrono::steady_clock;
@@ -33,11 +64,23 @@ class RecentResponses {
   static constexpr std::chrono::seconds kExchangeLifetime{247};
   static constexpr std::chrono::seconds kNonLifetime{145};
 
+  RecentResponses() = default;
+  ~RecentResponses();
+  RecentResponses(const RecentResponses&) = delete;
+  RecentResponses& operator=(const RecentResponses&) = delete;
+  /// Moves the answers and the budget they are charged to; the source is left empty.
+  RecentResponses(RecentResponses&& other) noexcept;
+  RecentResponses& operator=(RecentResponses&& other) noexcept;
+
+  /// Charges what this instance keeps to `budget` (which must outlive it) from now on. Only
+  /// while empty: what is kept was charged where it was taken.
+  void setBudget(RecentResponsesBudget* budget) noexcept;
+
   /// The answer remembered for this message if it is a duplicate, else nullptr. Drops expired
   /// entries first. The pointer is valid until the next call of remember() or clear().
   [[nodiscard]] const Response* find(std::uint16_t mid, bool confirmable, std::string_view token, Clock::time_point now);
   /// Remembers the answer to a message (replacing one for the same message). False if it is too
-  /// large to keep (then nothing is kept for that message).
+  /// large to keep or the budget is spent (then nothing is kept for that message).
   bool remember(std::uint16_t mid, bool confirmable, std::string_view token, const Response& answer,
                 Clock::time_point now);
   void clear() noexcept;
@@ -63,6 +106,7 @@ class RecentResponses {
 
   std::vector<Entry> entries_;  ///< oldest first; no buffer while empty
   std::size_t heap_ = 0;
+  RecentResponsesBudget* budget_ = nullptr;  ///< charged with bytes(); none: unbounded across sessions
 };
 
 }  // namespace coap_edge::coap

@@ -60,6 +60,8 @@ Server::Server(const ServerSettings& settings, CredentialSource& credentials)
   // Block-wise transfers are libcoap's job (RFC 7959), not ours.
   coap_context_set_block_mode(context_.get(), COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
   setLimits(settings.idle_timeout, settings.max_sessions, settings.max_handshakes);
+  setDuplicateMemory(settings.duplicate_max_bytes);
+  upstream_recent_.setBudget(&recent_budget_);
   setDtlsTimers(settings);
 
   bool any_secure = false;

@@ -89,6 +89,8 @@ struct ServerSettings {
   std::chrono::milliseconds dtls_retransmit_max{60000};
   /// A session in handshake that heard nothing for this long may make room for a new one.
   std::chrono::seconds dtls_half_open_timeout{120};
+  /// What all sessions may keep together to answer duplicate requests (RecentResponsesBudget).
+  std::size_t duplicate_max_bytes = RecentResponsesBudget::kDefaultLimit;
 };
 
 /// A startup failure with a message fit for the operator (turned into exit code 78 or 1).
@@ -369,8 +371,11 @@ class Server {
   void setLimits(std::chrono::seconds idle_timeout, std::uint32_t max_sessions, std::uint32_t max_handshakes);
   [[nodiscard]] const ServerStats& stats() const noexcept { return stats_; }
   /// Bytes the sessions hold to answer duplicates (RecentResponses::bytes, summed); at most
-  /// RecentResponses::kMaxBytes per session.
+  /// RecentResponses::kMaxBytes per session and the budget's limit in all.
   [[nodiscard]] std::size_t recentResponseBytes() const;
+  [[nodiscard]] const RecentResponsesBudget& recentResponseBudget() const noexcept { return recent_budget_; }
+  /// New limit for what all sessions keep for duplicates (SIGHUP); nothing kept is dropped.
+  void setDuplicateMemory(std::size_t max_bytes) noexcept { recent_budget_.setLimit(max_bytes); }
 
   [[nodiscard]] SessionCounts sessionCounts() const;
   /// Every established session (identity, kind, peer address, age).
@@ -499,9 +504,11 @@ class Server {
   struct ContextDeleter {
     void operator()(coap_context_t* ctx) const noexcept;
   };
+  /// Declared before the context and the sessions: it outlives every RecentResponses charged to it.
+  RecentResponsesBudget recent_budget_;
   std::unique_ptr<coap_context_t, ContextDeleter> context_;
   CredentialSource& credentials_;
-  SessionTable sessions_;
+  SessionTable sessions_{&recent_budget_};
   std::vector<std::unique_ptr<ResourceEntry>> resources_;
   std::unique_ptr<ResourceEntry> unknown_;  ///< every path without a resource
   std::vector<std::unique_ptr<ResourceEntry>> prefix_routes_;

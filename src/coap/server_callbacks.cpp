@@ -457,11 +457,7 @@ void Server::answerDeferred(std::uint64_t id, Response response) {
   deferred_ready_ = true;
 }
 
-std::size_t Server::recentResponseBytes() const {
-  std::size_t total = upstream_recent_.bytes();
-  sessions_.forEach([&total](const SessionEntry& e) { total += e.recent.bytes(); });
-  return total;
-}
+std::size_t Server::recentResponseBytes() const { return recent_budget_.used(); }
 
 void Server::installCallbacks() {
   coap_register_event_handler(context_.get(), &ServerCallbacks::event);

@@ -56,6 +56,7 @@ SessionEntry& SessionTable::add(const void* session, std::string address) {
   SessionEntry& entry = entries_[session];
   disestablish(entry);  // a reused pointer: the old session is gone
   entry = SessionEntry{};
+  entry.recent.setBudget(recent_budget_);
   entry.peer.address = std::move(address);
   entry.since = std::chrono::steady_clock::now();
   return entry;

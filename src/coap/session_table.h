@@ -30,6 +30,9 @@ struct SessionEntry {
 
 class SessionTable {
  public:
+  /// `recent_budget` (outliving the table) is what the entries' RecentResponses draw on.
+  explicit SessionTable(RecentResponsesBudget* recent_budget = nullptr) noexcept : recent_budget_(recent_budget) {}
+
   SessionEntry& add(const void* session, std::string address);
   [[nodiscard]] SessionEntry* find(const void* session);
   void remove(const void* session);
@@ -51,6 +54,7 @@ class SessionTable {
   std::unordered_map<const void*, SessionEntry> entries_;
   std::size_t established_ = 0;
   std::array<std::size_t, 3> by_kind_{};  // indexed by AuthKind
+  RecentResponsesBudget* recent_budget_;
 };
 
 }  // namespace coap_edge::coap

@@ -106,6 +106,9 @@ struct LimitsSection {
   std::uint32_t max_sessions = 10000;  ///< [limits] max_sessions, 1..1000000
   /// [limits] max_handshakes: DTLS handshakes in flight at once (libcoap), 1..100000.
   std::uint32_t max_handshakes = 100;
+  /// [limits] duplicate_max_bytes: what all sessions may keep together to answer duplicate
+  /// requests (RFC 7252 §4.5), 0..1 GiB; 0 keeps nothing (duplicates are served again).
+  std::uint64_t duplicate_max_bytes = 4 * 1024 * 1024;
   /// [limits] per_identity = { rate, burst }: requests per second of each authenticated
   /// identity. Absent: unlimited.
   std::optional<policy::RateSpec> per_identity;

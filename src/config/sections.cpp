@@ -221,6 +221,12 @@ void limitsMaxHandshakes(Context& ctx, const toml::node& value) {
   }
 }
 
+void limitsDuplicateMaxBytes(Context& ctx, const toml::node& value) {
+  if (const auto n = readInteger(ctx, value, "[limits] duplicate_max_bytes", 0, 1024LL * 1024 * 1024)) {
+    ctx.config.limits.duplicate_max_bytes = static_cast<std::uint64_t>(*n);
+  }
+}
+
 void limitsPerIdentity(Context& ctx, const toml::node& value) {
   ctx.config.limits.per_identity = readRateSpec(ctx, value, "[limits] per_identity");
 }
@@ -269,9 +275,10 @@ constexpr std::array<KeySpec, 10> kDiscoveryKeys{{
     {"max_nodes", &discoveryMaxNodes},
 }};
 
-constexpr std::array<KeySpec, 6> kLimitsKeys{{
+constexpr std::array<KeySpec, 7> kLimitsKeys{{
     {"max_sessions", &limitsMaxSessions},
     {"max_handshakes", &limitsMaxHandshakes},
+    {"duplicate_max_bytes", &limitsDuplicateMaxBytes},
     {"per_identity", &limitsPerIdentity},
     {"per_node", &limitsPerNode},
     {"handshakes_per_address", &limitsHandshakesPerAddress},

@@ -134,8 +134,11 @@ int status(Invocation& inv) {
   }
   if (doc.contains("duplicates") && doc["duplicates"].is_object()) {
     const auto& d = doc["duplicates"];
-    inv.out << fmt::format("duplicates: {} answered again without serving them ({} bytes kept)\n",
-                           d.value("answered", 0), d.value("memory_bytes", 0));
+    inv.out << fmt::format("duplicates: {} answered again without serving them ({} of {} bytes kept)\n",
+                           d.value("answered", 0), d.value("memory_bytes", 0), d.value("memory_limit", 0));
+    if (d.value("not_kept", 0) > 0) {
+      inv.out << fmt::format("duplicates: {} answers not kept: duplicate_max_bytes was spent\n", d.value("not_kept", 0));
+    }
   }
   if (doc.contains("limits")) {
     const auto& pi = doc["limits"]["per_identity"];

@@ -107,6 +107,7 @@ coap::ServerSettings serverSettings(const config::Config& cfg) {
   s.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(cfg.downstream.idle_timeout);
   s.max_sessions = cfg.limits.max_sessions;
   s.max_handshakes = cfg.limits.max_handshakes;
+  s.duplicate_max_bytes = static_cast<std::size_t>(cfg.limits.duplicate_max_bytes);
   s.dtls_retransmit_min = cfg.downstream.dtls_retransmit_min;
   s.dtls_retransmit_max = cfg.downstream.dtls_retransmit_max;
   s.dtls_half_open_timeout = std::chrono::ceil<std::chrono::seconds>(cfg.downstream.dtls_half_open_timeout);
@@ -222,6 +223,8 @@ StatusSnapshot Agent::snapshot() const {
   snap.acl_rules = access_.policy().ruleCount();
   snap.server = server_->stats();
   snap.duplicate_memory_bytes = server_->recentResponseBytes();
+  snap.duplicate_memory_limit = server_->recentResponseBudget().limit();
+  snap.duplicates_not_kept = server_->recentResponseBudget().refused();
   snap.limits = limits_.counts();
   if (discovery_) snap.discovery = discovery_->status();
   if (proxy_) snap.relay = proxy_->stats();
@@ -319,6 +322,7 @@ void Agent::reload() {
   log::setMaxLevel(next.agent.log_level);
   coap::Runtime::setLogLevel(next.agent.log_level);
   server_->setLimits(after.idle_timeout, after.max_sessions, after.max_handshakes);
+  server_->setDuplicateMemory(after.duplicate_max_bytes);
   limits_.setLimits(next.limits);  // new rates; bucket state of every key is kept
   if (proxy_) proxy_->setSettings(proxySettings(next));
   if (next.agent.metrics_file && !config_.agent.metrics_file) {

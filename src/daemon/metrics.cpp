@@ -109,6 +109,9 @@ std::string prometheusText(const StatusSnapshot& s) {
   w.sample("coap_edge_duplicate_requests_total", "", s.server.duplicates);
   w.family("coap_edge_duplicate_memory_bytes", "gauge", "Bytes the sessions keep to answer duplicate requests.");
   w.sample("coap_edge_duplicate_memory_bytes", "", s.duplicate_memory_bytes);
+  w.family("coap_edge_duplicate_not_kept_total", "counter",
+           "Answers not kept for duplicates because [limits] duplicate_max_bytes was spent.");
+  w.sample("coap_edge_duplicate_not_kept_total", "", s.duplicates_not_kept);
   const auto& x = s.relay;
   w.family("coap_edge_relay_total", "counter", "Requests relayed to nodes, by what became of them.");
   w.sample("coap_edge_relay_total", R"(event="request")", x.requests);

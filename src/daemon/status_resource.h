@@ -25,6 +25,8 @@ struct StatusSnapshot {
   std::size_t acl_rules = 0;   ///< configured rules in force
   coap::ServerStats server;    ///< handshakes and requests since start
   std::size_t duplicate_memory_bytes = 0;  ///< what the sessions keep to answer duplicates
+  std::size_t duplicate_memory_limit = 0;  ///< [limits] duplicate_max_bytes
+  std::uint64_t duplicates_not_kept = 0;   ///< answers not kept: duplicate_max_bytes was spent
   LimitCounts limits;          ///< rate limiting since start
   DiscoveryStatus discovery;   ///< node registry, RD, multicast probes, DNS-SD
   relay::ProxyStats relay;     ///< the /nodes/... and Proxy-Uri relay, its cache and Observe

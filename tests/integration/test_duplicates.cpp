@@ -87,13 +87,16 @@ class Duplicates : public ::testing::Test {
     plain_port_ = freeUdpPort();
     const std::string config =
         baseConfig(dir_, port_, "plain_listen = [\"127.0.0.1:" + std::to_string(plain_port_) + "\"]\n",
-                   std::string(kStatusForEveryone) + "[[acl]]\nidentity = \"dev-1\"\nallow = [\"PUT /nodes/*/actuators/**\"]\n");
+                   std::string(kStatusForEveryone) + "[[acl]]\nidentity = \"dev-1\"\nallow = [\"PUT /nodes/*/actuators/**\"]\n" +
+                       extraSections());
     agent_ = std::make_unique<AgentUnderTest>(dir_, config);
     ASSERT_TRUE(agent_->ready()) << agent_->log();
     const auto imported = ctl(agent_->configFile(), {"keys", "import", "-"},
                               std::string("dev-1,") + hexOf(kKey) + "\nnode-a," + hexOf(kNodeKey) + "\n");
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
   }
+
+  [[nodiscard]] virtual std::string extraSections() const { return ""; }
 
   // /status read over DTLS-PSK straight from the agent (not counted in itself).
   nlohmann::json status() {
@@ -235,6 +238,33 @@ TEST_F(Duplicates, ARelayedPutRetransmittedAfterItsSeparateAnswerReachesTheNodeO
   ASSERT_TRUE(doc.is_object()) << agent_->log();
   EXPECT_EQ(served(doc, "PUT"), 1u) << doc.dump();
   EXPECT_GE(doc["duplicates"]["answered"].get<int>(), 1) << doc.dump();
+}
+
+// [limits] duplicate_max_bytes bounds what all sessions keep together. At 0 nothing is kept: a
+// copy is served again, as without deduplication, and the answers not kept are counted.
+class DuplicatesWithoutMemory : public Duplicates {
+ protected:
+  [[nodiscard]] std::string extraSections() const override { return "[limits]\nduplicate_max_bytes = 0\n"; }
+};
+
+TEST_F(DuplicatesWithoutMemory, ACopyIsServedAgainAndTheAnswersNotKeptAreCounted) {
+  RawPeer peer(plain_port_);
+  const Bytes wkc = request(true, 0x01, 0x5151, "nokeep", {".well-known", "core"});
+  const auto first = peer.exchange(wkc);
+  const auto second = peer.exchange(wkc);
+  ASSERT_TRUE(first.has_value() && second.has_value()) << agent_->log();
+  EXPECT_EQ((*second)[1], 0x45) << "2.05";
+
+  const auto doc = status();
+  ASSERT_TRUE(doc.is_object()) << agent_->log();
+  EXPECT_EQ(served(doc, "GET"), 2u) << doc.dump();  // the copy reached the application
+  EXPECT_EQ(doc["duplicates"]["answered"], 0) << doc.dump();
+  EXPECT_GE(doc["duplicates"]["not_kept"].get<std::uint64_t>(), 2u) << doc.dump();
+  EXPECT_EQ(doc["duplicates"]["memory_bytes"], 0) << doc.dump();
+  EXPECT_EQ(doc["duplicates"]["memory_limit"], 0) << doc.dump();
+  const auto human = ctl(agent_->configFile(), {"status"});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("not kept: duplicate_max_bytes"), std::string::npos) << human.out;
 }
 
 }  // namespace

@@ -160,6 +160,63 @@ TEST(RecentResponses, KeepsAtMostMaxEntriesAndMaxBytesOldestFirst) {
   EXPECT_EQ(r.bytes(), 0u);
 }
 
+TEST(RecentResponses, AllSessionsTogetherStayWithinTheirBudget) {
+  // Three sessions on a budget that holds about two sessions' worth of answers.
+  const auto t0 = RecentResponses::Clock::now();
+  RecentResponses probe;
+  ASSERT_TRUE(probe.remember(1, true, "t", answer(Code::changed, std::string(600, 'p')), t0));
+  const std::size_t one = probe.bytes();
+  RecentResponsesBudget budget(2 * one + one / 2);
+  SessionTable table(&budget);
+  int a = 0, b = 0, c = 0;
+  EXPECT_TRUE(table.add(&a, "a").recent.remember(1, true, "t", answer(Code::changed, std::string(600, 'a')), t0));
+  EXPECT_TRUE(table.add(&b, "b").recent.remember(1, true, "t", answer(Code::changed, std::string(600, 'b')), t0));
+  EXPECT_EQ(budget.used(), 2 * one);
+  // The third does not fit: not kept, counted, and that session finds nothing for it.
+  auto& third = table.add(&c, "c").recent;
+  EXPECT_FALSE(third.remember(1, true, "t", answer(Code::changed, std::string(600, 'c')), t0));
+  EXPECT_EQ(third.find(1, true, "t", t0), nullptr);
+  EXPECT_EQ(budget.refused(), 1u);
+  EXPECT_EQ(budget.used(), 2 * one);
+  EXPECT_LE(budget.used(), budget.limit());
+  // What a session gives back (it ended, its answers expired) is there for the others.
+  table.remove(&a);
+  EXPECT_EQ(budget.used(), one);
+  EXPECT_TRUE(third.remember(1, true, "t", answer(Code::changed, std::string(600, 'c')), t0));
+  EXPECT_NE(third.find(1, true, "t", t0), nullptr);
+  EXPECT_EQ(budget.used(), 2 * one);
+  EXPECT_EQ(third.find(1, true, "t", t0 + RecentResponses::kExchangeLifetime), nullptr);
+  EXPECT_EQ(budget.used(), one);
+  // A session pointer reused by libcoap starts empty, and its old answers are given back.
+  table.add(&b, "b2");
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(RecentResponses, TheBudgetIsChargedWithExactlyWhatIsKept) {
+  // Whatever the sequence, used() is the sum of bytes() of the instances charged to it.
+  RecentResponsesBudget budget;
+  const auto t0 = RecentResponses::Clock::now();
+  {
+    RecentResponses x, y;
+    x.setBudget(&budget);
+    y.setBudget(&budget);
+    for (std::uint16_t mid = 1; mid <= 20; ++mid) {
+      const auto at = t0 + std::chrono::seconds(mid * 20);
+      (void)x.remember(mid, mid % 2 == 0, "tok" + std::to_string(mid), answer(Code::content, std::string(mid * 150, 'x')), at);
+      (void)y.remember(static_cast<std::uint16_t>(mid % 3), true, "t", answer(Code::changed, std::string(mid * 40, 'y')), at);
+      (void)x.find(static_cast<std::uint16_t>(mid - 1), true, "tok", at);
+      ASSERT_EQ(budget.used(), x.bytes() + y.bytes()) << "after message " << mid;
+    }
+    RecentResponses z(std::move(x));  // moved: still charged once
+    EXPECT_EQ(budget.used(), z.bytes() + y.bytes());
+    EXPECT_EQ(x.bytes(), 0u);
+    y = std::move(z);
+    EXPECT_EQ(budget.used(), y.bytes());
+  }
+  EXPECT_EQ(budget.used(), 0u);  // every instance gave back what it held
+  EXPECT_EQ(budget.refused(), 0u);
+}
+
 TEST(LogPrintable, EscapesControlBytesAndCutsLongText) {
   EXPECT_EQ(log::printable("dev-1"), "dev-1");
   EXPECT_EQ(log::printable(std::string("a\nb\x01\\", 5)), "a\\x0ab\\x01\\x5c");

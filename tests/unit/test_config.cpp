@@ -323,16 +323,18 @@ TEST(configLimits, RatesAndDefaults) {
   EXPECT_FALSE(none.limits.per_identity);
   EXPECT_FALSE(none.limits.handshakes_per_address);
   EXPECT_EQ(none.limits.max_handshakes, 100U);
+  EXPECT_EQ(none.limits.duplicate_max_bytes, 4U * 1024 * 1024);
   EXPECT_FALSE(none.limits.perIdentityFor("dev-1"));
 
   const Config c = parseOk(
       "[limits]\nper_identity = { rate = 20.0, burst = 40 }\nhandshakes_per_address = { rate = 5, burst = 10 }\n"
-      "max_handshakes = 30\n");
+      "max_handshakes = 30\nduplicate_max_bytes = 0\n");
   ASSERT_TRUE(c.limits.per_identity);
   EXPECT_EQ(*c.limits.per_identity, (policy::RateSpec{20.0, 40}));
   ASSERT_TRUE(c.limits.handshakes_per_address);
   EXPECT_EQ(*c.limits.handshakes_per_address, (policy::RateSpec{5.0, 10}));  // an integer rate is fine
   EXPECT_EQ(c.limits.max_handshakes, 30U);
+  EXPECT_EQ(c.limits.duplicate_max_bytes, 0U);  // keep nothing: duplicates are served again
   EXPECT_EQ(c.limits.perIdentityFor("anyone"), (policy::RateSpec{20.0, 40}));
 
   const Config table = parseOk("[limits.per_identity]\nrate = 0.5\nburst = 1\n");
@@ -384,6 +386,8 @@ TEST(configLimits, ErrorsNameTheirPosition) {
             "x.toml:2:16: [limits] per_identity needs both rate and burst, e.g. { rate = 20.0, burst = 40 }");
   EXPECT_EQ(errorOf("[limits]\nper_identity = 20\n"),
             "x.toml:2:16: [limits] per_identity must be a table like { rate = 20.0, burst = 40 }, not an integer");
+  EXPECT_EQ(errorOf("[limits]\nduplicate_max_bytes = -1\n"),
+            "x.toml:2:23: [limits] duplicate_max_bytes must be between 0 and 1073741824, not -1");
   EXPECT_EQ(errorOf("[limits]\nmax_handshakes = 0\n"),
             "x.toml:2:18: [limits] max_handshakes must be between 1 and 100000, not 0");
   EXPECT_EQ(errorOf("[[limits.override]]\nidentity = \"a\"\nper_identity = { rate = 1.0, burst = 1 }\nrate = 2\n"),

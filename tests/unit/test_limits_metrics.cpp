@@ -131,6 +131,8 @@ StatusSnapshot sample() {
   s.server.dtls_records_invalid = 15;
   s.server.dtls_records_replayed = 16;
   s.duplicate_memory_bytes = 512;
+  s.duplicate_memory_limit = 4096;
+  s.duplicates_not_kept = 17;
   s.limits.per_identity_rejected = 8;
   s.limits.per_identity_dropped = 1;
   s.limits.handshakes_refused = 3;
@@ -154,6 +156,8 @@ TEST(Status, CarriesHandshakesRequestsAndLimits) {
   EXPECT_EQ(doc["packets"]["dtls_invalid"], 15);
   EXPECT_EQ(doc["packets"]["dtls_replayed"], 16);
   EXPECT_EQ(doc["duplicates"]["memory_bytes"], 512);
+  EXPECT_EQ(doc["duplicates"]["memory_limit"], 4096);
+  EXPECT_EQ(doc["duplicates"]["not_kept"], 17);
   EXPECT_EQ(doc["limits"]["per_identity"]["rejected"], 8);
   EXPECT_EQ(doc["limits"]["per_identity"]["dropped"], 1);
   EXPECT_EQ(doc["limits"]["handshakes_per_address"]["refused"], 3);
@@ -193,6 +197,7 @@ TEST(Metrics, PrometheusTextHasConventionalNamesAndTheSnapshotsNumbers) {
            "# TYPE coap_edge_duplicate_requests_total counter\n",
            "coap_edge_duplicate_requests_total 14\n",
            "coap_edge_duplicate_memory_bytes 512\n",
+           "coap_edge_duplicate_not_kept_total 17\n",
            "# TYPE coap_edge_dtls_records_dropped_total counter\n",
            "coap_edge_dtls_records_dropped_total{reason=\"invalid\"} 15\n",
            "coap_edge_dtls_records_dropped_total{reason=\"replayed\"} 16\n",
