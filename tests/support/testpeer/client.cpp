@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace coap_edge::testpeer {
@@ -36,7 +38,10 @@ Client::Client(const ClientOptions& options, const Psk& psk)
   // Where the datagrams go: the resource's server, or the proxy with Proxy-Uri = URI.
   const coap_uri_t peer = options_.proxy.empty() ? target : splitUri(options_.proxy, "-P");
   const bool secure = peer.scheme == COAP_URI_SCHEME_COAPS;
-  if (secure && psk_identity_.empty()) throw std::runtime_error("coaps needs --psk-identity and --psk-key");
+  const bool x509 = !options_.certificate.empty();
+  if (secure && !x509 && psk_identity_.empty()) {
+    throw std::runtime_error("coaps needs --psk-identity and --psk-key, or --certificate, --private-key and --ca");
+  }
 
   coap_str_const_t host{peer.host.length, peer.host.s};
   coap_addr_info_t* info = coap_resolve_address_info(&host, peer.port, peer.port, peer.port, peer.port, 0,
@@ -55,7 +60,26 @@ Client::Client(const ClientOptions& options, const Psk& psk)
   coap_register_event_handler(context_.get(), &Client::onEvent);
   if (options_.linger_s > 0) addResources();
 
-  if (secure) {
+  if (secure && x509) {
+    // The server's certificate must chain to --ca and be inside its validity.
+    coap_dtls_pki_t pki;
+    std::memset(&pki, 0, sizeof(pki));
+    pki.version = COAP_DTLS_PKI_SETUP_VERSION;
+    pki.verify_peer_cert = 1;
+    pki.check_common_ca = 1;
+    pki.cert_chain_validation = 1;
+    pki.cert_chain_verify_depth = 2;
+    pki.allow_no_crl = 1;
+    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
+    pki.pki_key.key.pem.public_cert = options_.certificate.c_str();
+    pki.pki_key.key.pem.private_key = options_.private_key.c_str();
+    pki.pki_key.key.pem.ca_file = options_.ca.c_str();
+    // Mbed TLS refuses to verify a server certificate without a name to match it against
+    // (libcoap's verify callback then lets a mismatch pass: a test device checks no name).
+    server_name_ = options_.server_name.empty() ? str(peer.host) : options_.server_name;
+    pki.client_sni = server_name_.data();
+    session_.reset(coap_new_client_session_pki(context_.get(), nullptr, &dst, COAP_PROTO_DTLS, &pki));
+  } else if (secure) {
     coap_dtls_cpsk_t setup{};
     setup.version = COAP_DTLS_CPSK_SETUP_VERSION;
     setup.psk_info.identity = {psk_identity_.size(), reinterpret_cast<const std::uint8_t*>(psk_identity_.data())};
@@ -65,6 +89,14 @@ Client::Client(const ClientOptions& options, const Psk& psk)
     session_.reset(coap_new_client_session(context_.get(), nullptr, &dst, COAP_PROTO_UDP));
   }
   if (!session_) throw std::runtime_error("cannot open a session to " + str(host));
+  if (options_.max_retransmit >= 0) {
+    coap_session_set_max_retransmit(session_.get(), static_cast<std::uint16_t>(options_.max_retransmit));
+  }
+  if (options_.ack_timeout_s > 0) {
+    const auto ms = static_cast<std::uint16_t>(options_.ack_timeout_s * 1000 + 0.5);  // at most 60,000
+    coap_session_set_ack_timeout(session_.get(),
+                                 coap_fixed_point_t{static_cast<std::uint16_t>(ms / 1000), static_cast<std::uint16_t>(ms % 1000)});
+  }
 
   spec_.code = methodCode(options_.method);
   if (options_.proxy.empty()) {

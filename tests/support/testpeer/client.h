@@ -47,6 +47,7 @@ class Client {
   ClientOptions options_;
   std::string psk_identity_;
   std::string psk_key_;
+  std::string server_name_;  ///< libcoap keeps a pointer to it during the handshake
   CPtr<coap_context_t, coap_free_context> context_;
   CPtr<coap_session_t, coap_session_release> session_;
   RequestSpec spec_;

@@ -32,6 +32,13 @@ const char* const kUsage =
     "  --linger S             then keep the session S more seconds, answering the peer's requests:\n"
     "                         GET /big (--big-size bytes, Block2) and /tick (observable, 0.5 s)\n"
     "  --big-size N           bytes of /big (default 5000, at most 1000000)\n"
+    "  --max-retransmit N     CON retransmissions (0..20, default 4)\n"
+    "  --ack-timeout S        first CON retransmission after S seconds (0.5..60, default 2)\n"
+    "  --certificate FILE     coaps with X.509 instead of PSK: our certificate (PEM), with\n"
+    "  --private-key FILE     its key and the CA the server's certificate must chain to\n"
+    "  --ca FILE\n"
+    "  --server-name NAME     with --certificate: SNI and the name given to Mbed TLS (default\n"
+    "                         the URI's host; libcoap does not refuse a mismatch)\n"
     "\n"
     "upstream: a DTLS server (PSK and/or X.509) that takes telemetry and sends requests back over\n"
     "the session\n"
@@ -108,6 +115,9 @@ enum Opt : int {
   kPrivateKey,
   kCa,
   kRd,
+  kMaxRetransmit,
+  kAckTimeout,
+  kServerName,
 };
 
 }  // namespace
@@ -133,6 +143,9 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       {"private-key", required_argument, nullptr, kPrivateKey},
       {"ca", required_argument, nullptr, kCa},
       {"rd", no_argument, nullptr, kRd},
+      {"max-retransmit", required_argument, nullptr, kMaxRetransmit},
+      {"ack-timeout", required_argument, nullptr, kAckTimeout},
+      {"server-name", required_argument, nullptr, kServerName},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -306,16 +319,32 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
         }
         break;
       case kCertificate:
-        if (!onlyFor(false, "--certificate")) return std::nullopt;
-        o.upstream.certificate = arg;
+        (client ? o.client.certificate : o.upstream.certificate) = arg;
         break;
       case kPrivateKey:
-        if (!onlyFor(false, "--private-key")) return std::nullopt;
-        o.upstream.private_key = arg;
+        (client ? o.client.private_key : o.upstream.private_key) = arg;
         break;
       case kCa:
-        if (!onlyFor(false, "--ca")) return std::nullopt;
-        o.upstream.ca = arg;
+        (client ? o.client.ca : o.upstream.ca) = arg;
+        break;
+      case kMaxRetransmit: {
+        long count = 0;
+        if (!onlyFor(true, "--max-retransmit") || !parseInt(arg.c_str(), 0, 20, count)) {
+          if (error.empty()) error = "--max-retransmit: 0 to 20";
+          return std::nullopt;
+        }
+        o.client.max_retransmit = static_cast<int>(count);
+        break;
+      }
+      case kServerName:
+        if (!onlyFor(true, "--server-name")) return std::nullopt;
+        o.client.server_name = arg;
+        break;
+      case kAckTimeout:
+        if (!onlyFor(true, "--ack-timeout") || !parseNumber(arg.c_str(), 0.5, 60, o.client.ack_timeout_s)) {
+          if (error.empty()) error = "--ack-timeout: seconds from 0.5 to 60";
+          return std::nullopt;
+        }
         break;
       case 'v':
         ++o.verbose;
@@ -349,6 +378,11 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
     }
     if (o.client.observe_s > 0 && o.client.method != "get" && o.client.method != "fetch") {
       error = "-s goes with get or fetch";
+      return std::nullopt;
+    }
+    const int client_pki = !o.client.certificate.empty() + !o.client.private_key.empty() + !o.client.ca.empty();
+    if (client_pki != 0 && client_pki != 3) {
+      error = "--certificate, --private-key and --ca go together";
       return std::nullopt;
     }
     return o;

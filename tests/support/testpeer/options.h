@@ -26,6 +26,16 @@ struct ClientOptions {
   bool print_code = false;
   double linger_s = 0;         ///< keep the session this long after the result, serving /big and /tick
   unsigned big_size = 5000;    ///< bytes of /big while lingering
+  /// CON retransmissions (RFC 7252 MAX_RETRANSMIT, libcoap's default 4) and the first
+  /// ACK_TIMEOUT in seconds (default 2): a device on a lossy link retries more.
+  int max_retransmit = -1;
+  double ack_timeout_s = 0;
+  /// X.509 instead of PSK: our certificate and key, and the CA the server's must chain to.
+  std::string certificate;
+  std::string private_key;
+  std::string ca;
+  /// The name the server's certificate must carry (and SNI); default the URI's host.
+  std::string server_name;
 };
 
 struct UpstreamRequest {
