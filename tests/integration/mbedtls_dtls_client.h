@@ -100,6 +100,13 @@ class MbedDtlsClient {
     return out;
   }
 
+  /// Sends `bytes` as one application data record (any bytes: the fuzz target's CoAP); false if
+  /// Mbed TLS did not take them whole.
+  bool sendApplicationData(const Bytes& bytes) {
+    if (bytes.empty()) return false;
+    return mbedtls_ssl_write(&ssl_, bytes.data(), bytes.size()) == static_cast<int>(bytes.size());
+  }
+
   /// The Connection ID the agent asked for (what this client's records carry); empty if none.
   [[nodiscard]] Bytes peerCid() {
     int enabled = MBEDTLS_SSL_CID_DISABLED;
