@@ -39,11 +39,15 @@ fetch_sources() {
 }
 
 # build_dir DIR [cmake args...]: configure (once) and build everything in DIR with -j2.
-build_dir() {
+configure_dir() {
   local dir=$1; shift
   mkdir -p "$dir"
   cmake -S "$COAP_EDGE_ROOT" -B "$dir" "$@" >"$dir/configure.log" 2>&1 ||
     { cat "$dir/configure.log" >&2; return 1; }
   grep -E 'libcoap-patches:' "$dir/configure.log" || true
-  cmake --build "$dir" --parallel 2
+}
+
+build_dir() {
+  configure_dir "$@" || return 1
+  cmake --build "$1" --parallel 2
 }

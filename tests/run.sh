@@ -3,12 +3,15 @@
 # whole suite:
 #   build/      g++, RelWithDebInfo: unit and integration tests
 #   build-san/  clang with AddressSanitizer + UndefinedBehaviorSanitizer (libcoap and mbedTLS
-#               instrumented too) and libFuzzer: unit, integration and short fuzz runs
+#               instrumented too) and libFuzzer: unit, integration and short fuzz runs; a
+#               release build (-DNDEBUG), as shipped
+#   build-fuzz-debug/  the fuzz targets alone again in a Debug build (assertions on in libcoap,
+#               mbedTLS and our code), ASan + UBSan, shorter runs
 #   package     the Debian package (amd64): build with unit tests, lintian, systemd-analyze,
 #               install/upgrade/purge in a debootstrap'ed Debian 12 root (tests/packaging/)
 #   package-arm64  the arm64 package cross-built, its unit tests and agent under qemu-user
-# Environment: COAP_EDGE_FUZZ_SECONDS (default 20 per target), COAP_EDGE_STAGES (default
-# "main san package package-arm64") to run a subset.
+# Environment: COAP_EDGE_FUZZ_SECONDS (default 15 per target; the Debug build gets a third),
+# COAP_EDGE_STAGES (default "main san fuzz-debug package package-arm64") to run a subset.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../cmake/bootstrap.sh"
 cd "$COAP_EDGE_ROOT"
@@ -16,8 +19,8 @@ cd "$COAP_EDGE_ROOT"
 install_packages || exit 1
 fetch_sources || exit 1
 
-stages=${COAP_EDGE_STAGES:-main san package package-arm64}
-fuzz_seconds=${COAP_EDGE_FUZZ_SECONDS:-20}
+stages=${COAP_EDGE_STAGES:-main san fuzz-debug package package-arm64}
+fuzz_seconds=${COAP_EDGE_FUZZ_SECONDS:-15}
 passed=0 failed=0 status=0
 summaries=$(mktemp)
 trap 'rm -f "$summaries"' EXIT
@@ -75,6 +78,16 @@ for stage in $stages; do
       export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
       export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
       run_ctest build-san 'unit|integration|fuzz' ;;
+    fuzz-debug)
+      echo "== stage fuzz-debug: the fuzz targets in a Debug build (assertions on), ASan/UBSan"
+      configure_dir build-fuzz-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+        -DCOAP_EDGE_SANITIZE=address,undefined -DCOAP_EDGE_FUZZ=ON -DCOAP_EDGE_BENCH=OFF \
+        -DCOAP_EDGE_FUZZ_SECONDS="$(((fuzz_seconds + 2) / 3))" &&
+        cmake --build build-fuzz-debug --parallel 2 --target fuzz-targets ||
+        { status=1; failed=$((failed + 1)); continue; }
+      export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+      export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+      run_ctest build-fuzz-debug 'fuzz' ;;
     package)
       echo "== stage package: Debian package (amd64), lintian, systemd-analyze, debootstrap install test"
       run_counted package bash tests/packaging/run.sh amd64 ;;
