@@ -234,9 +234,10 @@ TEST_F(DtlsFlood, CookieIsBoundToTheSourcePortAndOpensTheHandshake) {
   EXPECT_EQ(rec->handshake_type, dtls::kServerHello);
 }
 
-// Cipher suites (issue 7): only the configured ones can be negotiated. Debian's clients cannot be
-// told which suites to offer, so the ClientHello comes from dtls_records.h, after the cookie
-// exchange so that the agent's handshake itself decides.
+// Cipher suites (issue 7): only the configured ones can be negotiated. Debian's coap-clients
+// cannot be told which suites to offer, so the ClientHello comes from dtls_records.h, after the
+// cookie exchange so that the agent's handshake itself decides; and OpenSSL's s_client probes
+// with whole handshakes (below).
 class DtlsSuites : public DtlsFlood {
  protected:
   /// The agent's first answer to a verified ClientHello offering `suites` (nullopt: none).
@@ -276,6 +277,28 @@ TEST_F(DtlsSuites, ConfiguredSuiteIsChosenFromAMixedOffer) {
   const std::size_t at = 12 + 2 + 32 + 1 + f[12 + 2 + 32];
   ASSERT_GE(f.size(), at + 2);
   EXPECT_EQ((f[at] << 8) | f[at + 1], dtls::kPskAes128Ccm8);
+}
+
+// The issue's cipher probe: OpenSSL's s_client over DTLS 1.2 (an independent stack), told which
+// PSK suites to offer. Only an offer of RFC 7252's suite gets a session.
+RunResult opensslProbe(std::uint16_t port, const std::string& ciphers) {
+  // @SECLEVEL=0: Debian's OpenSSL default would refuse some suites itself before offering them.
+  return run({"openssl", "s_client", "-dtls1_2", "-connect", "127.0.0.1:" + std::to_string(port), "-cipher",
+              ciphers + ":@SECLEVEL=0", "-psk_identity", "dev-1", "-psk", hexOf(kKey1), "-no_ign_eof"},
+             15s, "");
+}
+
+TEST_F(DtlsSuites, OpensslOfferingOnlyOtherSuitesIsRefusedAndTheAllowedOneWorks) {
+  for (const char* other : {"PSK-AES256-CBC-SHA384", "PSK-AES128-CBC-SHA256", "PSK-AES256-CCM8", "PSK-CHACHA20-POLY1305"}) {
+    SCOPED_TRACE(other);
+    const auto refused = opensslProbe(port_, other);
+    EXPECT_NE(refused.exit_code, 0) << refused.out << refused.err;
+    EXPECT_NE(refused.out.find("Cipher is (NONE)"), std::string::npos) << refused.out << refused.err;
+    EXPECT_NE(refused.err.find("handshake failure"), std::string::npos) << refused.out << refused.err;
+  }
+  const auto allowed = opensslProbe(port_, "PSK-AES128-CCM8");
+  EXPECT_NE(allowed.out.find("Cipher is PSK-AES128-CCM8"), std::string::npos) << allowed.out << allowed.err << agent_->log();
+  EXPECT_NE(allowed.out.find("Protocol  : DTLSv1.2"), std::string::npos) << allowed.out;
 }
 
 // RFC 6347 §4.2.8: a new ClientHello (epoch 0) from the address and port of an established
