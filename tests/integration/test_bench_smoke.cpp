@@ -54,6 +54,23 @@ TEST(BenchSmoke, X509TerminationNegotiatesEcdheEcdsaWithBothServers) {
   }
 }
 
+TEST(BenchSmoke, HandshakesReportsRateAndServerCpuForBothServers) {
+  // PSK only: with --x509 the script first runs Mbed TLS's benchmark over every curve (~100 s).
+  TempDir dir;
+  const auto out = dir / "handshakes.json";
+  const auto r = runScript("run-handshakes.sh", {"--sessions", "20", "--json-out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto summary = nlohmann::json::parse(readFile(out));
+  for (const char* side : {"coap_edge", "peer"}) {
+    SCOPED_TRACE(side);
+    const auto& report = summary.at(side).at(0);
+    EXPECT_EQ(report.at("sessions_established").get<int>(), 20) << report.dump(2);
+    EXPECT_GT(report.at("handshakes_per_second").get<double>(), 0.0) << report.dump(2);
+    EXPECT_EQ(report.at("handshake_failures").get<int>(), 0) << report.dump(2);
+  }
+  EXPECT_NE(r.err.find("server CPU us/handshake"), std::string::npos) << r.err;
+}
+
 TEST(BenchSmoke, MemoryReportsGrowthPerSessionForBothServers) {
   TempDir dir;
   const auto out = dir / "memory.json";
