@@ -188,8 +188,9 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
 
   loop_.watch(server_->fd(), [this] { server_->process(); });
   loop_.setTimeoutProvider([this] { return server_->nextTimeout(); });
-  // libcoap's retransmission and session timers run on every wakeup, with or without I/O.
-  loop_.setAfterWake([this] { server_->process(); });
+  // libcoap's retransmission and session timers run on every wakeup, with or without I/O; when
+  // libcoap's own callback was the last to run, it has just run them.
+  loop_.setAfterWake([this] { server_->process(); }, server_->fd());
   loop_.watch(signals_.fd(), [this] { onSignals(); });
   loop_.addTimer(kKeystorePoll, [this] { pollKeystore(); });
   loop_.addTimer(kBucketSweep, [this] { limits_.sweep(); });

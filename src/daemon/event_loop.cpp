@@ -147,14 +147,18 @@ void EventLoop::run() {
       if (errno == EINTR) continue;
       throwErrno("epoll_wait");
     }
+    int last_fd = -1;
     for (int i = 0; i < n && running_; ++i) {
       const epoll_event& ev = events[static_cast<std::size_t>(i)];
       auto it = watches_.find(ev.data.fd);
       if (it == watches_.end()) continue;  // unwatched by an earlier callback in this batch
       auto cb = it->second;  // keeps the callback alive even if it unwatches itself
+      last_fd = ev.data.fd;
       (*cb)(fromEpoll(ev.events));
     }
-    if (after_wake_ && running_) after_wake_();
+    // Under load nearly every wakeup is libcoap's fd, whose callback has just done what
+    // after_wake_ would do again (one more epoll_wait and timer pass per packet).
+    if (after_wake_ && running_ && (last_fd < 0 || last_fd != after_wake_done_by_)) after_wake_();
   }
 }
 

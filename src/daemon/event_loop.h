@@ -49,8 +49,12 @@ class EventLoop {
   void cancelTimer(int id);
   /// Asked before each wait: the longest the loop may sleep (libcoap's retransmission timers).
   void setTimeoutProvider(TimeoutProvider provider) { timeout_provider_ = std::move(provider); }
-  /// Called after every wakeup, ready fds or not (libcoap's timers run there).
-  void setAfterWake(FdCallback fn) { after_wake_ = std::move(fn); }
+  /// Called after every wakeup, ready fds or not (libcoap's timers run there), except one whose
+  /// last callback was the watch of `done_by_fd` (when that callback does the same work).
+  void setAfterWake(FdCallback fn, int done_by_fd = -1) {
+    after_wake_ = std::move(fn);
+    after_wake_done_by_ = done_by_fd;
+  }
 
   /// Runs until stop(). Returns normally; errors from epoll itself throw std::system_error.
   void run();
@@ -65,6 +69,7 @@ class EventLoop {
   std::unordered_map<int, int> timers_;  // timer id -> timerfd (id == fd)
   TimeoutProvider timeout_provider_;
   FdCallback after_wake_;
+  int after_wake_done_by_ = -1;
 };
 
 }  // namespace coap_edge::daemon

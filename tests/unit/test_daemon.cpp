@@ -97,6 +97,35 @@ void stopAfter(EventLoop& loop, std::chrono::milliseconds limit) {
   loop.addTimeout(std::chrono::steady_clock::now() + limit, [&loop] { loop.stop(); });
 }
 
+TEST(EventLoop, AfterWakeIsSkippedWhenTheWatchDoingItsWorkRanLast) {
+  int a[2], b[2];
+  ASSERT_EQ(pipe(a), 0);
+  ASSERT_EQ(pipe(b), 0);
+  ASSERT_EQ(write(a[1], "x", 1), 1);
+  EventLoop loop;
+  std::vector<std::string> ran;
+  char c = 0;
+  loop.watch(a[0], [&] {
+    ASSERT_EQ(read(a[0], &c, 1), 1);
+    ran.push_back("a");
+    ASSERT_EQ(write(b[1], "x", 1), 1);  // the next wakeup is b's
+  });
+  loop.watch(b[0], [&] {
+    ASSERT_EQ(read(b[0], &c, 1), 1);
+    ran.push_back("b");
+  });
+  loop.setAfterWake(
+      [&] {
+        ran.push_back("after");
+        loop.stop();
+      },
+      a[0]);
+  stopAfter(loop, 2s);
+  loop.run();
+  EXPECT_EQ(ran, (std::vector<std::string>{"a", "b", "after"}));
+  for (int fd : {a[0], a[1], b[0], b[1]}) close(fd);
+}
+
 TEST(EventLoop, OneShotTimeoutsFireOnceInOrderAndMayBeRearmed) {
   EventLoop loop;
   const auto now = std::chrono::steady_clock::now();
