@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 namespace coap_edge::relay {
@@ -335,10 +336,26 @@ void UpstreamLink::pushTelemetry() {
   if (now < next_post_at_) return;
   auto values = queue_->peek(config_.telemetry_batch, kMaxPackBytes);
   if (values.empty()) return;
-  // One node per POST: the path names it, and its values stay in order.
+  const std::size_t queued = queue_->stats().depth;
+  // One node per POST (the path names it): the oldest value's node, with all of that node's values
+  // in the window, in order. Taking only the leading run made a queue of interleaved nodes (any
+  // gateway with several busy nodes) leave one value per POST and telemetry_interval.
   const std::string node = values.front().node;
-  const auto other = std::find_if(values.begin(), values.end(), [&](const QueuedValue& v) { return v.node != node; });
-  values.erase(other, values.end());
+  const std::int64_t window_last_ms = values.back().time_ms;
+  std::optional<std::int64_t> left_ms;  // the oldest value this POST leaves queued, if any
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i].node != node) {
+      if (!left_ms) left_ms = values[i].time_ms;
+      continue;
+    }
+    if (kept != i) values[kept] = std::move(values[i]);
+    ++kept;
+  }
+  // Cut at telemetry_batch or the pack size with more behind: what follows is no older than the
+  // window's last value.
+  if (!left_ms && queued > values.size()) left_ms = window_last_ms;
+  values.resize(kept);
   const SenmlFormat format =
       config_.telemetry_format == config::TelemetryFormat::senml_json ? SenmlFormat::json : SenmlFormat::cbor;
   coap::OutgoingRequest out;
@@ -353,7 +370,7 @@ void UpstreamLink::pushTelemetry() {
   for (const auto& v : values) seqs.push_back(v.seq);
   post_busy_ = true;
   std::weak_ptr<bool> alive = alive_;
-  server_.request(out, [this, alive, seqs = std::move(seqs), node](const coap::ClientResult& r) {
+  server_.request(out, [this, alive, seqs = std::move(seqs), node, left_ms](const coap::ClientResult& r) {
     if (alive.expired()) return;
     post_busy_ = false;
     const auto answered = Clock::now();
@@ -363,8 +380,17 @@ void UpstreamLink::pushTelemetry() {
       ++posts_;
       values_sent_ += seqs.size();
       post_failures_in_row_ = 0;
-      // A full batch: more is waiting, send it now; otherwise gather for telemetry_interval.
-      next_post_at_ = seqs.size() >= config_.telemetry_batch ? answered : answered + config_.telemetry_interval;
+      // A full batch: more is waiting, send it now. Otherwise values are gathered for
+      // telemetry_interval, counted from the oldest one left waiting: a backlog (after an outage,
+      // or of other nodes) goes out POST after POST, new values wait to share a pack.
+      if (seqs.size() >= config_.telemetry_batch) {
+        next_post_at_ = answered;
+      } else if (left_ms) {
+        const auto waited = std::chrono::milliseconds(std::max<std::int64_t>(0, unixMillis() - *left_ms));
+        next_post_at_ = waited >= config_.telemetry_interval ? answered : answered + (config_.telemetry_interval - waited);
+      } else {
+        next_post_at_ = answered + config_.telemetry_interval;
+      }
       return;
     }
     ++post_failures_;

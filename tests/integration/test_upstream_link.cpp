@@ -420,7 +420,7 @@ TEST_F(UpstreamLab, AFullQueueDropsTheOldestValuesAndCountsThem) {
   auto peer = testpeerUpstream({"--telemetry-log", log}, "peer");
   ASSERT_TRUE(waitForStatus([](const nlohmann::json& s) {
     return s["upstream"]["state"] == "up" && s["upstream"]["telemetry"]["queue"]["depth"].get<int>() <= 1;
-  }, 40s)) << status().dump();
+  }, 40s)) << status().dump() << agent_->log();
   // The LED values that arrived, in order (SenML JSON: "vs" strings).
   std::vector<int> leds;
   std::istringstream lines(readFile(log));
