@@ -192,6 +192,17 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # CPU time (user + system) of PID so far, in clock ticks.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
+# wait_ready FILE PID STEPS: until the generator PID writes FILE (its handshakes are done) or
+# exits, at most STEPS steps of 0.01 s; the generator bounds its own handshake phase.
+wait_ready() {
+  local _
+  for _ in $(seq "$3"); do
+    [[ -e "$1" ]] && return 0
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.01
+  done
+}
+
 # loadgen SERVER_PID[,PID...] PORT OUT_JSON LABEL [extra loadgen options...]: runs the generator;
 # the server's CPU time over the load phase (from the end of the handshakes to the generator's
 # exit) goes to OUT_JSON.cpu as "ticks ticks_per_second", so that cost per request can be read
@@ -205,11 +216,7 @@ loadgen() {
     "${AUTH_ARGS[@]}" --workers "$WORKERS" --ready-file "$ready" "$@" >"$out" &
   gen=$!
   PIDS+=("$gen")
-  for _ in $(seq 20000); do  # 0.01 s steps; the generator bounds its own handshake phase
-    [[ -e "$ready" ]] && break
-    kill -0 "$gen" 2>/dev/null || break
-    sleep 0.01
-  done
+  wait_ready "$ready" "$gen" 20000
   for i in "${!pids[@]}"; do t0[i]=$(cpu_ticks "${pids[i]}"); done
   local rc=0
   wait "$gen" || rc=$?

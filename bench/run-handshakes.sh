@@ -31,11 +31,7 @@ handshakes() {
     --workers "$WORKERS" --sessions "$SESSIONS" --outstanding 1 --duration 1 --ready-file "$ready" >"$out" &
   gen=$!
   PIDS+=("$gen")
-  for _ in $(seq 60000); do  # 0.01 s steps; the generator bounds its own handshake phase
-    [[ -e "$ready" ]] && break
-    kill -0 "$gen" 2>/dev/null || break
-    sleep 0.01
-  done
+  wait_ready "$ready" "$gen" 60000
   t1=$(cpu_ticks "$pid")
   local rc=0
   wait "$gen" || rc=$?

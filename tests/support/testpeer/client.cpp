@@ -62,18 +62,7 @@ Client::Client(const ClientOptions& options, const Psk& psk)
 
   if (secure && x509) {
     // The server's certificate must chain to --ca and be inside its validity.
-    coap_dtls_pki_t pki;
-    std::memset(&pki, 0, sizeof(pki));
-    pki.version = COAP_DTLS_PKI_SETUP_VERSION;
-    pki.verify_peer_cert = 1;
-    pki.check_common_ca = 1;
-    pki.cert_chain_validation = 1;
-    pki.cert_chain_verify_depth = 2;
-    pki.allow_no_crl = 1;
-    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
-    pki.pki_key.key.pem.public_cert = options_.certificate.c_str();
-    pki.pki_key.key.pem.private_key = options_.private_key.c_str();
-    pki.pki_key.key.pem.ca_file = options_.ca.c_str();
+    coap_dtls_pki_t pki = verifyingPemPki(options_.certificate, options_.private_key, options_.ca);
     // Mbed TLS refuses to verify a server certificate without a name to match it against
     // (libcoap's verify callback then lets a mismatch pass: a test device checks no name).
     server_name_ = options_.server_name.empty() ? str(peer.host) : options_.server_name;

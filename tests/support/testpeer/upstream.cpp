@@ -147,18 +147,7 @@ Upstream::Upstream(const UpstreamOptions& options, const Psk& psk)
   }
   if (!options_.certificate.empty()) {
     // Like a real service: the gateway's client certificate must chain to --ca and be valid now.
-    coap_dtls_pki_t pki;
-    std::memset(&pki, 0, sizeof(pki));
-    pki.version = COAP_DTLS_PKI_SETUP_VERSION;
-    pki.verify_peer_cert = 1;
-    pki.check_common_ca = 1;
-    pki.cert_chain_validation = 1;
-    pki.cert_chain_verify_depth = 2;
-    pki.allow_no_crl = 1;
-    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
-    pki.pki_key.key.pem.public_cert = options_.certificate.c_str();
-    pki.pki_key.key.pem.private_key = options_.private_key.c_str();
-    pki.pki_key.key.pem.ca_file = options_.ca.c_str();
+    coap_dtls_pki_t pki = verifyingPemPki(options_.certificate, options_.private_key, options_.ca);
     if (coap_context_set_pki(context_.get(), &pki) == 0) throw std::runtime_error("libcoap: cannot set up X.509");
   }
 

@@ -180,4 +180,20 @@ bool sameToken(const coap_pdu_t* pdu, const std::vector<std::uint8_t>& token) {
   return t.length == token.size() && std::equal(token.begin(), token.end(), t.s);
 }
 
+coap_dtls_pki_t verifyingPemPki(const std::string& certificate, const std::string& private_key, const std::string& ca) {
+  coap_dtls_pki_t pki;
+  std::memset(&pki, 0, sizeof(pki));
+  pki.version = COAP_DTLS_PKI_SETUP_VERSION;
+  pki.verify_peer_cert = 1;
+  pki.check_common_ca = 1;
+  pki.cert_chain_validation = 1;
+  pki.cert_chain_verify_depth = 2;
+  pki.allow_no_crl = 1;
+  pki.pki_key.key_type = COAP_PKI_KEY_PEM;
+  pki.pki_key.key.pem.public_cert = certificate.c_str();
+  pki.pki_key.key.pem.private_key = private_key.c_str();
+  pki.pki_key.key.pem.ca_file = ca.c_str();
+  return pki;
+}
+
 }  // namespace coap_edge::testpeer

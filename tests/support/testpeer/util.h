@@ -39,6 +39,11 @@ struct RequestSpec {
 /// large) and sends it. Returns the token, or nullopt if libcoap refused.
 std::optional<std::vector<std::uint8_t>> sendRequest(coap_session_t* session, const RequestSpec& spec);
 
+/// A PEM certificate setup that verifies the peer as a real device or service would: its
+/// certificate must chain to `ca` (depth 2) and be valid now; no CRL. The strings must outlive
+/// the setup (libcoap reads the files when the context or session takes it).
+coap_dtls_pki_t verifyingPemPki(const std::string& certificate, const std::string& private_key, const std::string& ca);
+
 /// The (reassembled) body of a PDU.
 std::string bodyOf(const coap_pdu_t* pdu);
 bool sameToken(const coap_pdu_t* pdu, const std::vector<std::uint8_t>& token);
