@@ -7,12 +7,8 @@
 #include "coap/request_pdu.h"
 #include "coap/session_util.h"
 #include "common/log.h"
-#include "tls/certificates.h"
 
 #include <coap3/coap.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/x509_crt.h>
 
 #include <arpa/inet.h>
 
@@ -29,27 +25,6 @@ using detail::remoteText;
 using detail::serverOf;
 
 constexpr std::string_view kLogTag = "coap";
-
-struct PeerCertificate {
-  std::string common_name;
-  std::string serial;  ///< tls::serialHex: how the keystore records and revokes it
-};
-
-// The identity of an X.509 peer is its certificate's subject CN (DESIGN.md), read from the
-// verified peer certificate: libcoap's CN callback only runs for certificates that failed. The
-// serial lets a revoked certificate be refused although its CN is still a valid identity.
-std::optional<PeerCertificate> peerCertificate(const coap_session_t* session) {
-  coap_tls_library_t lib{};
-  void* tls = coap_session_get_tls(session, &lib);
-  if (tls == nullptr || lib != COAP_TLS_LIBRARY_MBEDTLS) return std::nullopt;
-  const mbedtls_x509_crt* crt = mbedtls_ssl_get_peer_cert(static_cast<mbedtls_ssl_context*>(tls));
-  if (crt == nullptr) return std::nullopt;
-  const mbedtls_asn1_named_data* cn = mbedtls_asn1_find_named_data(
-      &crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN));
-  if (cn == nullptr || cn->val.len == 0) return std::nullopt;
-  return PeerCertificate{std::string(reinterpret_cast<const char*>(cn->val.p), cn->val.len),
-                         tls::serialHex({crt->serial.p, crt->serial.len})};
-}
 
 coap_request_t requestOf(Method m) {
   switch (m) {
@@ -522,10 +497,14 @@ bool Server::identify(coap_session_t* session, SessionEntry& entry) {
     entry.peer.identity.assign(reinterpret_cast<const char*>(id->s), id->length);
     return true;
   }
-  if (auto cert = peerCertificate(session)) {
+  // The identity of an X.509 peer is its certificate's subject CN (DESIGN.md), as the verify hook
+  // saw it (libcoap's CN callback only runs for certificates that failed). The serial lets a
+  // revoked certificate be refused although its CN is still a valid identity.
+  if (entry.verified_certificate && !entry.verified_certificate->common_name.empty()) {
     entry.peer.kind = AuthKind::x509;
-    entry.peer.identity = std::move(cert->common_name);
-    entry.peer.certificate_serial = std::move(cert->serial);
+    entry.peer.identity = std::move(entry.verified_certificate->common_name);
+    entry.peer.certificate_serial = std::move(entry.verified_certificate->serial);
+    entry.verified_certificate.reset();
     return true;
   }
   return false;

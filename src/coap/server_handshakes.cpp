@@ -9,6 +9,7 @@
 #include "coap/session_util.h"
 
 #include "common/log.h"
+#include "tls/certificates.h"
 
 #include <coap3/coap.h>
 #include <mbedtls/oid.h>
@@ -113,8 +114,12 @@ struct HandshakeCallbacks {
         e->failure_detail = verifyInfo(*flags);
         if (depth != 0) e->failure_detail += fmt::format(" (certificate at depth {})", depth);
       }
-      // The peer's own certificate comes last: name it in the failure's log line.
+      // The peer's own certificate comes last: name it in the failure's log line, or keep what
+      // identifies the session once the handshake completes (Mbed TLS does not keep it).
       if (depth == 0 && e->certificate_rejected) e->peer.identity = commonName(*crt);
+      if (depth == 0 && *flags == 0 && !e->certificate_rejected) {
+        e->verified_certificate = VerifiedCertificate{commonName(*crt), tls::serialHex({crt->serial.p, crt->serial.len})};
+      }
     } catch (...) {
       *flags |= MBEDTLS_X509_BADCERT_OTHER;  // out of memory: refuse rather than guess
     }

@@ -10,10 +10,16 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 namespace coap_edge::coap {
+
+struct VerifiedCertificate {
+  std::string common_name;  ///< empty if the subject has no CN: no identity
+  std::string serial;       ///< tls::serialHex, as the keystore records and revokes it
+};
 
 struct SessionEntry {
   PeerIdentity peer;
@@ -23,6 +29,10 @@ struct SessionEntry {
   bool address_checked = false;       ///< the X.509 handshake asked the HandshakeGate
   bool certificate_rejected = false;  ///< the peer's certificate failed verification
   std::string failure_detail;         ///< why, for the log (mbedTLS's verify info)
+  /// The peer's own certificate as the handshake verified it (X.509): its subject CN is the
+  /// identity, its serial what a revocation names. Taken in the verify hook because Mbed TLS is
+  /// built without MBEDTLS_SSL_KEEP_PEER_CERTIFICATE (the parsed certificate, ~1.6 KB per session).
+  std::optional<VerifiedCertificate> verified_certificate;
   std::chrono::steady_clock::time_point since{};  ///< when the session appeared, then when it was established
   /// Answers to the session's latest requests, for duplicates (RFC 7252 §4.5); freed with it.
   RecentResponses recent;

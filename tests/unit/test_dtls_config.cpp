@@ -47,6 +47,13 @@ TEST(DtlsConfig, TlsOneThreeIsCompiledOut) {
   EXPECT_FALSE(libraryHas("MBEDTLS_SSL_PROTO_TLS1_3"));
 }
 
+// Per-session memory (issue 9): the agent takes the peer's CN and serial in its verify hook, so
+// a parsed copy of every peer's certificate, and a DHE group per server config, are dead weight.
+TEST(DtlsConfig, PerSessionStateWeDoNotUseIsCompiledOut) {
+  EXPECT_FALSE(libraryHas("MBEDTLS_SSL_KEEP_PEER_CERTIFICATE"));
+  EXPECT_FALSE(libraryHas("MBEDTLS_DHM_C"));
+}
+
 TEST(DtlsConfig, DtlsFeaturesTheGatewayReliesOnArePresent) {
   EXPECT_TRUE(libraryHas("MBEDTLS_SSL_DTLS_ANTI_REPLAY"));
   EXPECT_TRUE(libraryHas("MBEDTLS_SSL_DTLS_HELLO_VERIFY"));
