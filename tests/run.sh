@@ -10,7 +10,7 @@
 #   package     the Debian package (amd64): build with unit tests, lintian, systemd-analyze,
 #               install/upgrade/purge in a debootstrap'ed Debian 12 root (tests/packaging/)
 #   package-arm64  the arm64 package cross-built, its unit tests and agent under qemu-user
-# Environment: COAP_EDGE_FUZZ_SECONDS (default 15 per target; the Debug build gets a third),
+# Environment: COAP_EDGE_FUZZ_SECONDS (default 10 per target; the Debug build gets a third),
 # COAP_EDGE_STAGES (default "main san fuzz-debug package package-arm64") to run a subset.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../cmake/bootstrap.sh"
@@ -20,7 +20,7 @@ install_packages || exit 1
 fetch_sources || exit 1
 
 stages=${COAP_EDGE_STAGES:-main san fuzz-debug package package-arm64}
-fuzz_seconds=${COAP_EDGE_FUZZ_SECONDS:-15}
+fuzz_seconds=${COAP_EDGE_FUZZ_SECONDS:-10}
 passed=0 failed=0 status=0
 summaries=$(mktemp)
 trap 'rm -f "$summaries"' EXIT
