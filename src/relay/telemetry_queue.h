@@ -121,6 +121,8 @@ class TelemetryQueue {
   std::size_t expire(std::int64_t now_ms);
 
   [[nodiscard]] Stats stats() const;
+  /// Values queued now (kept as a running total: no query).
+  [[nodiscard]] std::uint64_t depth() const noexcept { return depth_; }
   [[nodiscard]] const QueueLimits& limits() const noexcept { return limits_; }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
   /// SQLite's message for the last failure, empty if none yet.

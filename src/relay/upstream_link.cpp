@@ -336,7 +336,7 @@ void UpstreamLink::pushTelemetry() {
   if (now < next_post_at_) return;
   auto values = queue_->peek(config_.telemetry_batch, kMaxPackBytes);
   if (values.empty()) return;
-  const std::size_t queued = queue_->stats().depth;
+  const std::uint64_t queued = queue_->depth();
   // One node per POST (the path names it): the oldest value's node, with all of that node's values
   // in the window, in order. Taking only the leading run made a queue of interleaved nodes (any
   // gateway with several busy nodes) leave one value per POST and telemetry_interval.
