@@ -127,6 +127,7 @@ DiscoveryService::DiscoveryService(EventLoop& loop, coap::Server& server, const 
 
 DiscoveryService::~DiscoveryService() {
   for (int t : timers_) loop_.cancelTimer(t);
+  if (unnamed_timer_ >= 0) loop_.cancelTimer(unnamed_timer_);
   if (prober_) {
     for (int fd : prober_->fds()) loop_.unwatch(fd);
   }
@@ -334,6 +335,34 @@ void DiscoveryService::startMulticast(const config::DiscoverySection& d) {
 }
 
 void DiscoveryService::onProbeAnswer(const discovery::ProbeAnswer& answer) {
+  // One host answers from its IPv4, IPv6 link-local and global addresses: the same link-layer
+  // address makes them one node (the registry merges sightings of one source with one name).
+  // The answers of one probe arrive within the node's leisure, and the kernel learns each
+  // address's link-layer address just before the answer from it (the node's ARP request or
+  // neighbour solicitation), so a table read for the first answer may predate the entry for the
+  // second. Observing that one unnamed would list the node twice for a probe interval (and
+  // register, then withdraw, a second endpoint upstream), so it waits for the next read.
+  if (auto mac = neighbors_.linkAddress(answer.host)) return observeProbeAnswer(answer, std::move(mac));
+  const auto now = std::chrono::steady_clock::now();
+  if (!neighbors_read_ || now - *neighbors_read_ >= kNeighborReread) {
+    return observeProbeAnswer(answer, linkAddressOf(answer.host));
+  }
+  if (unnamed_answers_.size() >= kMaxUnnamedAnswers) return observeProbeAnswer(answer, std::nullopt);
+  unnamed_answers_.push_back(answer);
+  if (unnamed_timer_ < 0) {
+    unnamed_timer_ = loop_.addTimeout(*neighbors_read_ + kNeighborReread, [this] { observeUnnamedAnswers(); });
+  } else {
+    loop_.rearmTimeout(unnamed_timer_, *neighbors_read_ + kNeighborReread);
+  }
+}
+
+void DiscoveryService::observeUnnamedAnswers() {
+  auto answers = std::move(unnamed_answers_);
+  unnamed_answers_.clear();
+  for (const auto& answer : answers) observeProbeAnswer(answer, linkAddressOf(answer.host));
+}
+
+void DiscoveryService::observeProbeAnswer(const discovery::ProbeAnswer& answer, std::optional<std::string> mac) {
   discovery::Sighting s;
   s.source = discovery::Source::multicast;
   s.address = {answer.host, answer.port, false};
@@ -341,9 +370,7 @@ void DiscoveryService::onProbeAnswer(const discovery::ProbeAnswer& answer) {
   s.resources = answer.links;
   s.resources_known = answer.complete;
   s.ttl = node_ttl_;
-  // One host answers from its IPv4, IPv6 link-local and global addresses: the same link-layer
-  // address makes them one node (the registry merges sightings of one source with one name).
-  if (auto mac = linkAddressOf(answer.host)) s.name = *mac;
+  if (mac) s.name = std::move(*mac);
   registry_.observe(s, discovery::Clock::now());
   if (!answer.complete) fetchResources(std::move(s));
 }
@@ -351,7 +378,7 @@ void DiscoveryService::onProbeAnswer(const discovery::ProbeAnswer& answer) {
 std::optional<std::string> DiscoveryService::linkAddressOf(const std::string& host) {
   if (auto mac = neighbors_.linkAddress(host)) return mac;
   const auto now = std::chrono::steady_clock::now();
-  if (neighbors_read_ && now - *neighbors_read_ < std::chrono::milliseconds(250)) return std::nullopt;
+  if (neighbors_read_ && now - *neighbors_read_ < kNeighborReread) return std::nullopt;
   neighbors_read_ = now;
   neighbors_ = discovery::NeighborTable::read();
   if (!neighbors_.error().empty() && !neighbors_error_logged_) {

@@ -14,9 +14,12 @@
 #include "discovery/node_registry.h"
 #include "discovery/resource_directory.h"
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace coap_edge::discovery {
 class DnsSd;
@@ -49,13 +52,16 @@ class DiscoveryService {
   void startMulticast(const config::DiscoverySection& d);
   void startDnsSd(const config::Config& config);
   void onProbeAnswer(const discovery::ProbeAnswer& answer);
+  /// The answers held back by onProbeAnswer(), with a fresh neighbour table.
+  void observeUnnamedAnswers();
+  void observeProbeAnswer(const discovery::ProbeAnswer& answer, std::optional<std::string> mac);
   void onDnsSdFound(const std::string& instance, const std::string& interface, const std::string& address,
                     std::uint16_t port, bool secure);
   /// GET /.well-known/core from a node and record what it lists as the sighting's resources.
   void fetchResources(discovery::Sighting sighting, std::shared_ptr<const coap::ClientPsk> psk = nullptr);
   void onRegistration(const discovery::Registration& registration, discovery::RdEvent event);
   void expire();
-  /// The responder's link-layer address (kernel neighbour table, re-read at most every 250 ms).
+  /// The responder's link-layer address (kernel neighbour table, re-read at most every kNeighborReread).
   std::optional<std::string> linkAddressOf(const std::string& host);
 
   [[nodiscard]] coap::Response rdRegister(const coap::Request& request);
@@ -84,6 +90,13 @@ class DiscoveryService {
   discovery::NeighborTable neighbors_;
   std::optional<std::chrono::steady_clock::time_point> neighbors_read_;
   bool neighbors_error_logged_ = false;
+  /// Probe answers whose address was not in the last neighbour table read, waiting for the next.
+  std::vector<discovery::ProbeAnswer> unnamed_answers_;
+  int unnamed_timer_ = -1;
+  /// Bounds the table dumps a burst of answers (or a hostile sender) can cause.
+  static constexpr std::chrono::milliseconds kNeighborReread{250};
+  /// Beyond this many held-back answers, the rest are observed unnamed at once.
+  static constexpr std::size_t kMaxUnnamedAnswers = 256;
 };
 
 }  // namespace coap_edge::daemon

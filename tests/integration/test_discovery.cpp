@@ -127,10 +127,15 @@ TEST_F(DiscoveryLab, MulticastFindsSimnodesAndLibcoapServerOverIpv4AndIpv6ThenFo
     EXPECT_TRUE(listsBase(body, lab_->ipv6(host))) << host << " (IPv6) missing in /nodes:\n" << body;
   }
   EXPECT_NE(body.find("src=\"multicast\""), std::string::npos) << body;
-  // A dual-stack simnode answering from three addresses is one node, not three (merged once
-  // the neighbour table names the responder, by the next round at the latest).
+  // A dual-stack simnode answering from three addresses is one node, not three: the neighbour
+  // table names each responder by its link-layer address.
   const std::string merged = waitForNodes([](const std::string& b) { return countOf(b, "</nodes/") == 4; }, 15s);
   EXPECT_EQ(countOf(merged, "</nodes/"), 4U) << merged;
+  // One from its first answers on: no address is ever listed as a node of its own and merged
+  // later (the node's id would change under the relay, and an upstream RD would see an
+  // endpoint registered and withdrawn). The agent logs every node that appears or goes.
+  EXPECT_EQ(countOf(agent_->log(), " appeared ("), 4U) << agent_->log();
+  EXPECT_EQ(countOf(agent_->log(), " gone ("), 0U) << agent_->log();
 
   // With their resources: the node's own listing, as the gateway knows it.
   const std::smatch id = [&] {
