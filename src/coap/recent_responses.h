@@ -10,7 +10,8 @@
 // or NON_LIFETIME (NON, 145 s) with the default transmission parameters. An answer larger than
 // kMaxBytes is not kept (only piggybacked answers of the agent's own resources can be that
 // large: GETs of /status, /nodes, /.well-known/core, lookups, which RFC 7252 lets a server
-// process again); relayed answers are separate responses, remembered as their empty ACK.
+// process again); relayed answers are remembered as their empty ACK while they are separate
+// responses, and as themselves once they ride on the ACK (server.h kPiggybackWait).
 // Freed with the session (SessionEntry). Plain values only: no libcoap here.
 //
 // Bounded across sessions too: every RecentResponses of a server draws on one

@@ -59,6 +59,11 @@ Server::Server(const ServerSettings& settings, CredentialSource& credentials)
   coap_context_set_app_data(context_.get(), this);
   // Block-wise transfers are libcoap's job (RFC 7959), not ours.
   coap_context_set_block_mode(context_.get(), COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+  // A deferred answer (the relay's, when the node replies) that is ready within this long rides
+  // on the request's ACK (libcoap patch 0024): two messages on the client's link instead of an
+  // empty ACK, a separate CON response and the client's ACK of it. Well below a client's
+  // ACK_TIMEOUT (2 s); aiocoap waits as long (EMPTY_ACK_DELAY).
+  coap_context_set_async_ack_delay(context_.get(), static_cast<unsigned int>(kPiggybackWait.count()));
   setLimits(settings.idle_timeout, settings.max_sessions, settings.max_handshakes);
   setDuplicateMemory(settings.duplicate_max_bytes);
   upstream_recent_.setBudget(&recent_budget_);

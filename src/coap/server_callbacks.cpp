@@ -233,6 +233,15 @@ struct ServerCallbacks {
           self->observers_.emplace(static_cast<const void*>(resource), static_cast<const void*>(session),
                                    std::string(reinterpret_cast<const char*>(token.s), token.length));
         }
+        // Ready before the request's held-back ACK was due (libcoap patch 0024): the answer is
+        // that ACK, with the request's Message ID, and a copy of the request arriving later must
+        // get it again, not the empty ACK remembered when the request came in.
+        if (observe == nullptr && coap_pdu_get_type(response) == COAP_MESSAGE_ACK) {
+          RecentResponses* recent = from_upstream ? &self->upstream_recent_ : &self->entryFor(session).recent;
+          const std::string token_text(reinterpret_cast<const char*>(token.s), token.length);
+          (void)recent->remember(static_cast<std::uint16_t>(coap_pdu_get_mid(response)), true, token_text, res,
+                                 std::chrono::steady_clock::now());
+        }
         writeResponse(resource, session, pdu, query, response, std::move(res));
         return;
       }
@@ -336,9 +345,11 @@ struct ServerCallbacks {
             self->deferred_.emplace(id, Server::Deferred{async, std::nullopt, req.method, state});
             coap_async_set_app_data(async, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
             state->deferred_id = id;
-            // This exchange's own answer is the empty ACK libcoap sends now (the response follows
-            // separately, with its own Message ID): a copy arriving while the answer is pending is
-            // acknowledged by libcoap (coap_find_async), one arriving after it gets that ACK here.
+            // This exchange's own answer is the empty ACK libcoap sends when kPiggybackWait is
+            // over (the response follows separately, with its own Message ID), unless the answer
+            // comes first and rides on the ACK (remembered again then, above): a copy arriving
+            // while the answer is pending is acknowledged by libcoap (coap_find_async), one
+            // arriving after it gets that ACK here.
             keep(Response{Code::none, std::nullopt, std::nullopt, {}, {}, std::nullopt});
             return;  // counted when answered (answerDeferred)
           }
