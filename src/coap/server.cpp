@@ -95,10 +95,9 @@ std::optional<std::chrono::milliseconds> Server::nextTimeout() {
   if (ms != 0) wait = std::chrono::milliseconds(ms);
   // Our own client requests: results to deliver now, or the next deadline.
   if (!finished_requests_.empty() || deferred_ready_ || !upstream_pending_.empty()) return std::chrono::milliseconds(0);
-  const auto steady_now = std::chrono::steady_clock::now();
-  for (const auto& p : pending_requests_) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(std::max(p.deadline - steady_now,
-                                                                            std::chrono::steady_clock::duration::zero()));
+  if (!deadlines_.empty()) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+        std::max(*deadlines_.begin() - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
     if (!wait || left < *wait) wait = left;
   }
   return wait;

@@ -469,6 +469,11 @@ class Server {
   void endRequestsOn(const coap_session_t* session, const std::string& why);
   void installClientCallbacks();
   void completeRequest(std::size_t index, ClientResult result);
+  /// pending_requests_ with deadlines_ kept alongside. Removing swaps the last entry into
+  /// `index`: the order of the vector means nothing, and a relay with hundreds of requests in
+  /// progress moved all the later ones for every answer.
+  void addPending(PendingRequest request);
+  PendingRequest takePending(std::size_t index);
   void notifyObservation(Observation& observation, ClientResult result);
   /// Delivers finished requests, times out late ones and releases idle client sessions.
   void serviceClient();
@@ -526,6 +531,8 @@ class Server {
   std::array<std::string, 3> pki_paths_;  ///< libcoap keeps pointers to these C strings
   std::function<void()> sessions_changed_cb_;
   std::vector<PendingRequest> pending_requests_;
+  /// The deadlines of pending_requests_: the next one without a walk over all of them.
+  std::multiset<std::chrono::steady_clock::time_point> deadlines_;
   std::vector<std::pair<ResponseCallback, ClientResult>> finished_requests_;
   std::vector<Observation> observations_;
   RequestId next_request_id_ = 1;

@@ -351,11 +351,31 @@ RequestId Server::request(const OutgoingRequest& request, ResponseCallback done,
     finished_requests_.emplace_back(std::move(done), std::move(result));
     return id;
   }
-  pending_requests_.push_back({std::string(reinterpret_cast<const char*>(token.data()), token_len), session,
-                               std::chrono::steady_clock::now() + request.timeout, std::move(done), id,
-                               request.observe ? std::move(notify) : ResponseCallback{}});
-  client_stats_.in_flight = pending_requests_.size();
+  addPending({std::string(reinterpret_cast<const char*>(token.data()), token_len), session,
+              std::chrono::steady_clock::now() + request.timeout, std::move(done), id,
+              request.observe ? std::move(notify) : ResponseCallback{}});
   return id;
+}
+
+void Server::addPending(PendingRequest request) {
+  const auto deadline = request.deadline;
+  const auto slot = deadlines_.insert(deadline);
+  try {
+    pending_requests_.push_back(std::move(request));
+  } catch (...) {
+    deadlines_.erase(slot);
+    throw;
+  }
+  client_stats_.in_flight = pending_requests_.size();
+}
+
+Server::PendingRequest Server::takePending(std::size_t index) {
+  PendingRequest p = std::move(pending_requests_[index]);
+  if (index + 1 != pending_requests_.size()) pending_requests_[index] = std::move(pending_requests_.back());
+  pending_requests_.pop_back();
+  if (auto d = deadlines_.find(p.deadline); d != deadlines_.end()) deadlines_.erase(d);
+  client_stats_.in_flight = pending_requests_.size();
+  return p;
 }
 
 void Server::notifyObservation(Observation& observation, ClientResult result) {
@@ -378,8 +398,7 @@ void Server::cancelObservation(RequestId id) {
     if (it->id != id) continue;
     coap_binary_t token{it->token.size(), reinterpret_cast<uint8_t*>(it->token.data())};
     coap_cancel_observe(it->session, &token, COAP_MESSAGE_CON);
-    pending_requests_.erase(it);
-    client_stats_.in_flight = pending_requests_.size();
+    (void)takePending(static_cast<std::size_t>(it - pending_requests_.begin()));
     return;
   }
   for (auto it = observations_.begin(); it != observations_.end(); ++it) {
@@ -394,9 +413,7 @@ void Server::cancelObservation(RequestId id) {
 }
 
 void Server::completeRequest(std::size_t index, ClientResult result) {
-  PendingRequest p = std::move(pending_requests_[index]);
-  pending_requests_.erase(pending_requests_.begin() + static_cast<std::ptrdiff_t>(index));
-  client_stats_.in_flight = pending_requests_.size();
+  PendingRequest p = takePending(index);
   // An observation the node accepted (2.xx with Observe) lives on for its notifications.
   if (p.notify && result.outcome == ClientOutcome::response && static_cast<unsigned>(result.response.code) / 100 == 2) {
     observations_.push_back({p.id, p.token, p.session, std::move(p.notify)});
@@ -427,7 +444,8 @@ void Server::serviceClient() {
     it = client_sessions_.erase(it);
     coap_session_release(s);
   }
-  for (std::size_t i = 0; i < pending_requests_.size();) {
+  const bool any_late = !deadlines_.empty() && *deadlines_.begin() <= now;
+  for (std::size_t i = 0; any_late && i < pending_requests_.size();) {
     if (pending_requests_[i].deadline <= now) {
       ClientResult result;
       result.outcome = ClientOutcome::timeout;
@@ -455,11 +473,13 @@ void Server::serviceClient() {
     }
   }
   for (auto it = client_sessions_.begin(); it != client_sessions_.end();) {
-    const bool busy = std::any_of(pending_requests_.begin(), pending_requests_.end(),
-                                  [&](const PendingRequest& p) { return p.session == it->second.session; }) ||
-                      std::any_of(observations_.begin(), observations_.end(),
-                                  [&](const Observation& o) { return o.session == it->second.session; });
-    if (!busy && now - it->second.last_used > kClientSessionIdle) {
+    const auto busy = [&] {
+      return std::any_of(pending_requests_.begin(), pending_requests_.end(),
+                         [&](const PendingRequest& p) { return p.session == it->second.session; }) ||
+             std::any_of(observations_.begin(), observations_.end(),
+                         [&](const Observation& o) { return o.session == it->second.session; });
+    };
+    if (now - it->second.last_used > kClientSessionIdle && !busy()) {
       if (it->second.dtls) --client_stats_.dtls_sessions;
       coap_session_release(it->second.session);
       it = client_sessions_.erase(it);
@@ -471,6 +491,7 @@ void Server::serviceClient() {
 
 void Server::releaseClientSessions() {
   pending_requests_.clear();
+  deadlines_.clear();
   finished_requests_.clear();
   observations_.clear();
   for (auto& [key, s] : client_sessions_) coap_session_release(s.session);
