@@ -109,9 +109,13 @@ void Server::process() {
   applyPendingCloses();
   serviceClient();
   if (deferred_ready_) {
-    // Answers given from the callbacks above: libcoap sends them on its next pass.
+    // Answers given from the callbacks above: libcoap sends triggered entries when it prepares
+    // a wait (coap_check_async), so preparing sends them, without the epoll_wait of a whole
+    // coap_io_process pass (a third one per wakeup under relay load).
     deferred_ready_ = false;
-    coap_io_process(context_.get(), COAP_IO_NO_WAIT);
+    coap_tick_t now = 0;
+    coap_ticks(&now);
+    (void)coap_io_prepare_epoll(context_.get(), now);
   }
   if (!upstream_pending_.empty()) {
     std::vector<std::pair<UpstreamEvent, std::string>> events;
