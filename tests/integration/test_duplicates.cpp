@@ -87,7 +87,7 @@ class Duplicates : public ::testing::Test {
     plain_port_ = freeUdpPort();
     const std::string config =
         baseConfig(dir_, port_, "plain_listen = [\"127.0.0.1:" + std::to_string(plain_port_) + "\"]\n",
-                   std::string(kStatusForEveryone) + "[[acl]]\nidentity = \"dev-1\"\nallow = [\"PUT /nodes/*/actuators/**\"]\n" +
+                   std::string(kStatusForEveryone) + "[[acl]]\nidentity = \"dev-1\"\nallow = [\"PUT /nodes/*/actuators/**\", \"GET /nodes/*/big\"]\n" +
                        extraSections());
     agent_ = std::make_unique<AgentUnderTest>(dir_, config);
     ASSERT_TRUE(agent_->ready()) << agent_->log();
@@ -269,6 +269,18 @@ TEST_F(Duplicates, ANodesPromptAnswerRidesOnTheAckOfTheRelayedRequest) {
     EXPECT_EQ(seen.find("t:ACK c:0.00"), std::string::npos) << client << ": an empty ACK\n" << seen;
   }
   EXPECT_EQ(countOf(readFile(node_log), "request PUT /actuators/led"), 2u) << readFile(node_log);
+  // A body larger than one block starts in the ACK too, so Debian 12's libcoap 4.3.1 client,
+  // which cannot follow a separate response that continues with Block2 (libcoap PR #1440),
+  // gets a prompt node's 3000-byte /big on its first request, blocks 1.. following as requests
+  // of their own.
+  const auto big = run({kGnutlsClient, "-B", "10", "-u", "dev-1", "-k", kKey,
+                        "coaps://127.0.0.1:" + std::to_string(port_) + "/nodes/node-a/big"},
+                       20s);
+  std::string body;
+  for (int i = 0; i < 3000; ++i) body.push_back(i % 50 == 49 ? '\n' : static_cast<char>('a' + i % 26));
+  EXPECT_EQ(big.exit_code, 0) << big.out << big.err;
+  EXPECT_EQ(big.out.substr(0, body.size()), body) << big.out.size() << "\n" << big.err;
+  EXPECT_LE(big.out.size(), body.size() + 1) << "(the client may end with a newline of its own)";
 }
 
 // [limits] duplicate_max_bytes bounds what all sessions keep together. At 0 nothing is kept: a
