@@ -263,11 +263,11 @@ struct SessionView {
   std::chrono::seconds age{0};
 };
 
+/// How long the ACK of a request answered later waits for that answer to ride on it.
+inline constexpr std::chrono::milliseconds kPiggybackWait{100};
 /// Response classes counted per method: 2.xx, 4.xx, 5.xx, and requests answered with nothing.
 enum class ResponseClass : std::uint8_t { success, client_error, server_error, none };
 inline constexpr std::size_t kMethodCount = 7;
-/// How long the ACK of a request answered later waits for that answer to ride on it.
-inline constexpr std::chrono::milliseconds kPiggybackWait{100};
 inline constexpr std::size_t kResponseClassCount = 4;
 [[nodiscard]] std::string_view methodName(Method method) noexcept;
 [[nodiscard]] std::string_view responseClassName(ResponseClass c) noexcept;  ///< "2xx", ..., "none"
