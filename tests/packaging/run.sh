@@ -23,11 +23,33 @@ set -uo pipefail
 [ "$(id -u)" = 0 ] || { echo "tests/packaging/run.sh: needs root (debootstrap, chroot, apt-get)" >&2; exit 1; }
 trap '[ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null; shutdown_root; chroot_umount' EXIT
 
+# --build-only: install what the tests need and build the packages, nothing else; tests/run.sh
+# builds them this way in the background while earlier stages test, then runs this script with
+# COAP_EDGE_PKG_REUSE=1 on them.
+build_only=0
+if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(amd64)
 host_arch=$(dpkg --print-architecture)
 ensure_packages lintian debootstrap systemd-container libcoap3-bin man-db bsdextrautils binutils iproute2 || exit 1
 t_all=$(date +%s)
+
+if [ "$build_only" = 1 ]; then
+  for arch in "${archs[@]}"; do
+    debs=$COAP_EDGE_ROOT/out/pkgtest/$arch/debs
+    build_args=(--out "$debs")
+    if [ "$arch" != "$host_arch" ]; then
+      ensure_packages qemu-user-static || exit 1
+      build_args+=(--cross-check)
+    fi
+    rm -rf "$debs"
+    note "packaging/build-deb ${build_args[*]} $arch"
+    # A failed build leaves no package, so the test run after it cannot take an old one.
+    timed "package build ($arch)" bash "$COAP_EDGE_ROOT/packaging/build-deb" "${build_args[@]}" "$arch" ||
+      { rm -rf "$debs"; exit 1; }
+  done
+  exit 0
+fi
 
 for arch in "${archs[@]}"; do
   work=$COAP_EDGE_ROOT/out/pkgtest/$arch
