@@ -48,7 +48,9 @@ set(_inputs ${_pins_file} ${CMAKE_CURRENT_LIST_DIR}/mbedtls/coap_edge_mbedtls_co
             ${CMAKE_CURRENT_LIST_DIR}/libcoap-patches.txt ${CMAKE_CURRENT_LIST_DIR}/apply-libcoap-patches.sh
             ${CMAKE_CURRENT_LIST_FILE})
 file(GLOB _own_patches ${CMAKE_CURRENT_LIST_DIR}/patches/*.patch)
-list(APPEND _inputs ${_own_patches})
+file(GLOB _mbedtls_patches ${CMAKE_CURRENT_LIST_DIR}/mbedtls/patches/*.patch)
+list(SORT _mbedtls_patches)
+list(APPEND _inputs ${_own_patches} ${_mbedtls_patches})
 set(_stamp_text "${CMAKE_C_COMPILER} ${CMAKE_C_COMPILER_VERSION} ${COAP_EDGE_DEPS_C_FLAGS}")
 foreach(_i IN LISTS _inputs)
   file(SHA256 ${_i} _h)
@@ -83,6 +85,14 @@ if(NOT _old_stamp STREQUAL _stamp_hash OR NOT EXISTS ${COAP_EDGE_DEPS_PREFIX}/li
   # mbedTLS: our configuration is appended to the default one before anything compiles.
   file(ARCHIVE_EXTRACT INPUT ${_mbedtls_tar} DESTINATION ${_deps}/src)
   file(GLOB _mbedtls_src LIST_DIRECTORIES true ${_deps}/src/mbedtls-*)
+  # Our own Mbed TLS patches (cmake/mbedtls/patches/), in name order; like libcoap's, a patch
+  # that no longer applies exactly fails the build.
+  foreach(_p IN LISTS _mbedtls_patches)
+    get_filename_component(_pn ${_p} NAME)
+    _deps_run("apply ${_pn} to mbedTLS" patch -d ${_mbedtls_src} -p1 --forward --batch --fuzz=0
+              --no-backup-if-mismatch -i ${_p})
+    file(APPEND ${_deps}/mbedtls-patches.log "mbedtls-patches: applied ${_pn}\n")
+  endforeach()
   file(COPY ${CMAKE_CURRENT_LIST_DIR}/mbedtls/coap_edge_mbedtls_config.h
        DESTINATION ${_mbedtls_src}/include/mbedtls)
   file(APPEND ${_mbedtls_src}/include/mbedtls/mbedtls_config.h
@@ -111,8 +121,12 @@ if(NOT _old_stamp STREQUAL _stamp_hash OR NOT EXISTS ${COAP_EDGE_DEPS_PREFIX}/li
   file(WRITE ${_stamp} "${_stamp_hash}")
 endif()
 
-# Every configure states which fixes the libcoap in this build carries.
+# Every configure states which fixes the libcoap and Mbed TLS in this build carry.
 file(STRINGS ${_deps}/libcoap-patches.log _patch_lines)
+if(EXISTS ${_deps}/mbedtls-patches.log)
+  file(STRINGS ${_deps}/mbedtls-patches.log _mbedtls_patch_lines)
+  list(APPEND _patch_lines ${_mbedtls_patch_lines})
+endif()
 foreach(_l IN LISTS _patch_lines)
   message(STATUS "${_l}")
 endforeach()

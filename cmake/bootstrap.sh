@@ -44,7 +44,7 @@ configure_dir() {
   mkdir -p "$dir"
   cmake -S "$COAP_EDGE_ROOT" -B "$dir" "$@" >"$dir/configure.log" 2>&1 ||
     { cat "$dir/configure.log" >&2; return 1; }
-  grep -E 'libcoap-patches:' "$dir/configure.log" || true
+  grep -E '(libcoap|mbedtls)-patches:' "$dir/configure.log" || true
 }
 
 build_dir() {

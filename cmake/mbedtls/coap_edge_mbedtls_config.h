@@ -58,4 +58,26 @@
 #define MBEDTLS_SSL_IN_CONTENT_LEN  2048
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
 
+/* Only the handshake needs those 2 KB (whole certificate messages). Once it is over, the
+ * buffers shrink (our patch cmake/mbedtls/patches/0001) to what libcoap can hand over: it
+ * reads at most COAP_RXBUFFER_SIZE (1472) bytes per datagram and gives Mbed TLS one datagram
+ * at a time, and writes records of at most the session's MTU (COAP_DEFAULT_MTU, 1152, which
+ * it also sets with mbedtls_ssl_set_mtu()). About 1.4 KB less per established session. */
+#define MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
+#define MBEDTLS_SSL_IN_CONTENT_LEN_ESTABLISHED  1472
+#define MBEDTLS_SSL_OUT_CONTENT_LEN_ESTABLISHED 1152
+
+/* No CBC: none of our suites uses it, and with it every record buffer reserves 256 bytes of
+ * CBC padding and a 48-byte HMAC (MBEDTLS_SSL_PAYLOAD_OVERHEAD): 0.6 KB per session. (PEM keys
+ * encrypted with a password need CBC; coap-edge never reads password-protected keys.) */
+#undef MBEDTLS_CIPHER_MODE_CBC
+
+/* AES-128 only, the key size of all our suites: each AES context keeps room for 128-bit round
+ * keys instead of 256-bit ones (0.2 KB per session: one context per direction). The CTR-DRBG
+ * then uses AES-128 too, a 128-bit security strength like the suites'. VIA PadLock would need
+ * the larger context. */
+#define MBEDTLS_AES_ONLY_128_BIT_KEY_LENGTH
+#define MBEDTLS_CTR_DRBG_USE_128_BIT_KEY
+#undef MBEDTLS_PADLOCK_C
+
 #endif /* COAP_EDGE_MBEDTLS_CONFIG_H */
