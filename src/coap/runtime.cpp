@@ -1,5 +1,7 @@
 #include "coap/runtime.h"
 
+#include "coap/random_pool.h"
+
 #include <coap3/coap.h>
 #include <mbedtls/version.h>
 
@@ -65,6 +67,7 @@ void forwardLog(coap_log_t level, const char* message) {
 
 Runtime::Runtime(log::Level level) {
   coap_startup();
+  installRandomPool();
   coap_set_log_handler(forwardLog);
   setLogLevel(level);
 }
