@@ -6,14 +6,22 @@ set -euo pipefail
 
 usage() {
   cat <<'TXT'
-usage: bench/run-memory.sh [--build-dir DIR] [--sessions N] [--workers W] [--hold S] [--x509] [--json-out FILE]
+usage: bench/run-memory.sh [--build-dir DIR] [--sessions N] [--workers W] [--hold S] [--x509]
+                           [--first-request] [--json-out FILE]
 Defaults: build dir ./build, 1000 sessions, 2 worker processes, sessions held 3 s, DTLS-PSK
-(--x509: ECDHE-ECDSA with client certificates from a CA made with coap-edge-ctl).
+(--x509: ECDHE-ECDSA with client certificates from a CA made with coap-edge-ctl). Sessions are
+measured right after their handshake; --first-request measures them after each has sent one
+GET and had its answer (until a client's first record, a DTLS server keeps its last flight).
 TXT
 }
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-parse_common_args "$@"
+FIRST_REQUEST=()
+args=()
+for a in "$@"; do
+  if [[ "$a" == --first-request ]]; then FIRST_REQUEST=(--first-request); else args+=("$a"); fi
+done
+parse_common_args "${args[@]}"
 SESSIONS=${SESSIONS:-1000}
 
 # measure NAME PID PORT: RSS before, then with the sessions established and idle.
@@ -22,7 +30,7 @@ measure() {
   sleep 0.5  # let the server finish starting (lazy allocations, first log lines)
   before=$(rss_kb "$pid")
   "$LOADGEN" --host 127.0.0.1 --port "$port" --label "$name" "${AUTH_ARGS[@]}" \
-    --workers "$WORKERS" --sessions "$SESSIONS" --outstanding 0 --duration "$HOLD" \
+    --workers "$WORKERS" --sessions "$SESSIONS" --outstanding 0 --duration "$HOLD" "${FIRST_REQUEST[@]}" \
     --handshake-timeout 120 --ready-file "$ready" >"$WORK/$name.json" &
   gen=$!
   PIDS+=("$gen")
@@ -56,7 +64,7 @@ start_peer "$port"
 measure libcoap-coap-server "$PEER_PID" "$((port + 1))"
 stop_pid "$PEER_PID"
 
-python3 - "$WORK/memory.txt" "${JSON_OUT:-}" "$AUTH" <<'PY'
+python3 - "$WORK/memory.txt" "${JSON_OUT:-}" "$AUTH" "${FIRST_REQUEST[*]:-}" <<'PY'
 import json, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -67,7 +75,7 @@ for line in open(sys.argv[1]):
 edge, peer = rows["coap-edge"], rows["libcoap-coap-server"]
 ratio = (edge["per_session_kb"] / peer["per_session_kb"]
          if edge["per_session_kb"] is not None and peer["per_session_kb"] else None)
-summary = {"auth": sys.argv[3], "coap_edge": edge, "peer": peer, "ratios_coap_edge_over_peer": {"per_session_kb": ratio}}
+summary = {"auth": sys.argv[3], "after_first_request": sys.argv[4] == "--first-request", "coap_edge": edge, "peer": peer, "ratios_coap_edge_over_peer": {"per_session_kb": ratio}}
 print(json.dumps(summary, indent=2))
 print(f"\n{'':22}{'coap-edge':>14}{'coap-server':>14}{'ratio':>8}", file=sys.stderr)
 for key, label in (("rss_before_kb", "RSS before (KB)"), ("rss_after_kb", "RSS with sessions (KB)"),

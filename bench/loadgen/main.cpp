@@ -159,6 +159,7 @@ int run(const Options& o) {
     total.established += r.established;
     total.failures += r.failures;
     total.retransmissions += r.retransmissions;
+    total.first_answers += r.first_answers;
     if (first_failure.empty()) first_failure = r.first_failure.data();
     if (total.cipher_suite[0] == '\0') total.cipher_suite = r.cipher_suite;
     start_ns = std::min(start_ns, r.start_ns);
@@ -171,6 +172,10 @@ int run(const Options& o) {
                o.host, o.port, total.failures, first_failure.empty() ? "none recorded" : first_failure);
     stopChildren(children);
     return 1;
+  }
+  if (o.first_request && total.first_answers < total.established) {
+    fmt::print(stderr, "coap-edge-loadgen: {} of {} sessions had their first request answered\n", total.first_answers,
+               total.established);
   }
   if (!o.ready_file.empty()) std::ofstream(o.ready_file) << total.established << "\n";
 
@@ -226,6 +231,7 @@ int run(const Options& o) {
       {"handshake_seconds", hs_seconds},
       {"handshakes_per_second", static_cast<double>(total.established) / hs_seconds},
       {"handshake_retransmissions", total.retransmissions},
+      {"first_requests_answered", o.first_request ? nlohmann::json(total.first_answers) : nlohmann::json()},
       {"active_sessions", o.active},
       {"outstanding_per_session", o.outstanding},
       {"duration_seconds", o.duration_s},

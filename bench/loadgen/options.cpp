@@ -36,6 +36,8 @@ confirmable GETs outstanding on each for a fixed time, and prints one JSON repor
   --handshake-concurrency C handshakes in flight at once over all workers (1..10000, default 64)
   --ack-timeout-ms MS       first CoAP retransmission after MS (100..60000, default 2000)
   --ready-file F            create F once the sessions are established (memory measurements)
+  --first-request           each session sends one GET and gets its answer before F is created
+                            and the load starts (sessions that have talked, as devices do)
   --label TEXT              copied into the report
 )";
 
@@ -79,6 +81,10 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exit_code) {
     }
     if (flag == "--unique-query") {
       o.unique_query = true;
+      continue;
+    }
+    if (flag == "--first-request") {
+      o.first_request = true;
       continue;
     }
     if (i + 1 >= argc) return fail(fmt::format("{} needs a value", flag));

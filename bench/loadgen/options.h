@@ -29,6 +29,7 @@ struct Options {
   double handshake_timeout_s = 30.0;
   std::uint32_t handshake_concurrency = 64;  ///< below libcoap's 100 half-open sessions
   std::uint32_t ack_timeout_ms = 2000;       ///< RFC 7252 ACK_TIMEOUT (no random factor)
+  bool first_request = false;  ///< one answered GET per session before --ready-file and the load
   std::string ready_file;                    ///< created once every session is established
 };
 

@@ -16,6 +16,7 @@ struct HandshakeReport {
   std::uint32_t established = 0;
   std::uint32_t failures = 0;
   std::uint32_t retransmissions = 0;  ///< handshake flights resent after a timer expired
+  std::uint32_t first_answers = 0;    ///< --first-request: sessions whose first GET was answered
   std::int64_t start_ns = 0;          ///< CLOCK_MONOTONIC, comparable across processes
   std::int64_t end_ns = 0;
 };

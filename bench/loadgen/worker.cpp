@@ -107,6 +107,7 @@ class Worker {
       return 2;
     }
     handshakePhase(hs);
+    if (o_.first_request) firstExchange(hs);
     if (!writeAll(share_.to_parent, &hs, sizeof hs)) return 1;
     char go = 0;
     if (::read(share_.from_parent, &go, 1) != 1) return 1;  // parent gone or said stop
@@ -303,6 +304,40 @@ class Worker {
     kill(s);
   }
 
+  /// --first-request: one GET on every established session, each answered, before the sessions
+  /// idle or take the load (a device that has talked once; until its first record a DTLS server
+  /// keeps its last handshake flight, RFC 6347 §4.2.4). Bounded by --handshake-timeout.
+  void firstExchange(HandshakeReport& hs) {
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.handshake_timeout_s));
+    first_exchange_ = true;
+    std::uint32_t asked = 0;
+    for (auto& s : sessions_) {
+      if (s->state != Session::State::Established) continue;
+      s->slots.assign(1, Slot{});
+      issue(*s, 0, t0);
+      ++asked;
+    }
+    std::array<epoll_event, 512> events{};
+    auto last_scan = t0;
+    for (auto now = t0; first_answers_ < asked && now < deadline; now = Clock::now()) {
+      const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10);
+      const auto after = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        Session& s = *sessions_[events[static_cast<std::size_t>(i)].data.u32];
+        if (s.state == Session::State::Established) drain(s, after);
+      }
+      if (after - last_scan >= kScanInterval) {
+        last_scan = after;
+        scanTimers(after);
+      }
+    }
+    first_exchange_ = false;
+    hs.first_answers = first_answers_;
+    for (auto& s : sessions_) s->slots.assign(o_.outstanding, Slot{});
+    load_ = LoadReport{};  // the load phase counts its own requests only
+  }
+
   void issue(Session& s, std::size_t index, Clock::time_point now) {
     Slot& slot = s.slots[index];
     slot.busy = true;
@@ -361,6 +396,11 @@ class Worker {
       ++load_.client_errors;
     } else {
       ++load_.server_errors;
+    }
+    if (first_exchange_) {  // answered: the session stays quiet now
+      slot.busy = false;
+      ++first_answers_;
+      return;
     }
     issue(s, index, now);
   }
@@ -455,6 +495,8 @@ class Worker {
   int epoll_ = -1;
   std::vector<std::unique_ptr<Session>> sessions_;
   LoadReport load_;
+  bool first_exchange_ = false;
+  std::uint32_t first_answers_ = 0;
 };
 
 }  // namespace
