@@ -51,7 +51,9 @@ measure() {
   forget_pid "$gen"
   [[ $rc -eq 0 ]] || die "load generator failed against $name"
   established=$(cat "$ready")
-  echo "$name $before $after $established" >>"$WORK/memory.txt"
+  # -1 without --first-request (the report has null there)
+  answered=$(python3 -c 'import json, sys; v = json.load(open(sys.argv[1])).get("first_requests_answered"); print(-1 if v is None else v)' "$WORK/$name.json")
+  echo "$name $before $after $established $answered" >>"$WORK/memory.txt"
 }
 
 port=$(free_port_pair)
@@ -68,9 +70,10 @@ python3 - "$WORK/memory.txt" "${JSON_OUT:-}" "$AUTH" "${FIRST_REQUEST[*]:-}" <<'
 import json, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, before, after, established = line.split()
-    before, after, established = int(before), int(after), int(established)
+    name, before, after, established, answered = line.split()
+    before, after, established, answered = int(before), int(after), int(established), int(answered)
     rows[name] = {"rss_before_kb": before, "rss_after_kb": after, "sessions_established": established,
+                  "first_requests_answered": None if answered < 0 else answered,
                   "per_session_kb": (after - before) / established if established else None}
 edge, peer = rows["coap-edge"], rows["libcoap-coap-server"]
 ratio = (edge["per_session_kb"] / peer["per_session_kb"]

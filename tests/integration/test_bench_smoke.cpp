@@ -83,6 +83,22 @@ TEST(BenchSmoke, MemoryReportsGrowthPerSessionForBothServers) {
     EXPECT_EQ(report.at("sessions_established").get<int>(), 8) << report.dump(2);
     EXPECT_GT(report.at("rss_before_kb").get<int>(), 0) << report.dump(2);
     EXPECT_TRUE(report.at("per_session_kb").is_number()) << report.dump(2);
+    EXPECT_TRUE(report.at("first_requests_answered").is_null()) << report.dump(2);  // sessions never used
+  }
+}
+
+TEST(BenchSmoke, MemoryAfterAFirstRequestHasEachSessionsRequestAnswered) {
+  TempDir dir;
+  const auto out = dir / "memory.json";
+  const auto r = runScript("run-memory.sh", {"--sessions", "8", "--hold", "1", "--first-request", "--json-out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto summary = nlohmann::json::parse(readFile(out));
+  EXPECT_TRUE(summary.at("after_first_request").get<bool>()) << summary.dump(2);
+  for (const char* side : {"coap_edge", "peer"}) {
+    SCOPED_TRACE(side);
+    const auto& report = summary.at(side);
+    EXPECT_EQ(report.at("sessions_established").get<int>(), 8) << report.dump(2);
+    EXPECT_EQ(report.at("first_requests_answered").get<int>(), 8) << report.dump(2);
   }
 }
 
