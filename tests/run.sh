@@ -123,7 +123,7 @@ sanitizer_env() {
 # stages install nothing).
 start_builder() {
   [ ${#stage_list[@]} -gt 1 ] || return 0
-  setsid nice -n 19 bash "$0" --build-stages "$prebuilt" "${stage_list[@]:1}" </dev/null &
+  setsid nice -n 19 bash "$COAP_EDGE_ROOT/tests/run.sh" --build-stages "$prebuilt" "${stage_list[@]:1}" </dev/null &
   builder=$!
 }
 
