@@ -323,14 +323,7 @@ class Worker {
     for (auto now = t0; first_answers_ < asked && now < deadline; now = Clock::now()) {
       const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10);
       const auto after = Clock::now();
-      for (int i = 0; i < n; ++i) {
-        Session& s = *sessions_[events[static_cast<std::size_t>(i)].data.u32];
-        if (s.state == Session::State::Established) drain(s, after);
-      }
-      if (after - last_scan >= kScanInterval) {
-        last_scan = after;
-        scanTimers(after);
-      }
+      dispatch(events.data(), n, after, last_scan);
     }
     first_exchange_ = false;
     hs.first_answers = first_answers_;
@@ -449,6 +442,18 @@ class Worker {
     }
   }
 
+  /// Reads the sessions epoll reported ready and, every kScanInterval, runs the request timers.
+  void dispatch(const epoll_event* events, int n, Clock::time_point after, Clock::time_point& last_scan) {
+    for (int i = 0; i < n; ++i) {
+      Session& s = *sessions_[events[i].data.u32];
+      if (s.state == Session::State::Established) drain(s, after);
+    }
+    if (after - last_scan >= kScanInterval) {
+      last_scan = after;
+      scanTimers(after);
+    }
+  }
+
   void loadPhase() {
     const auto t0 = Clock::now();
     const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.duration_s));
@@ -464,14 +469,7 @@ class Worker {
                                  static_cast<int>(std::clamp<std::int64_t>(left, 0, 10)));
       const auto after = Clock::now();
       if (after >= end) break;  // responses after the end are not counted
-      for (int i = 0; i < n; ++i) {
-        Session& s = *sessions_[events[static_cast<std::size_t>(i)].data.u32];
-        if (s.state == Session::State::Established) drain(s, after);
-      }
-      if (after - last_scan >= kScanInterval) {
-        last_scan = after;
-        scanTimers(after);
-      }
+      dispatch(events.data(), n, after, last_scan);
     }
   }
 
