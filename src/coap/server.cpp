@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <coap3/coap.h>
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -105,6 +106,16 @@ std::optional<std::chrono::milliseconds> Server::nextTimeout() {
 
 void Server::process() {
   coap_io_process(context_.get(), COAP_IO_NO_WAIT);
+  afterIo();
+}
+
+void Server::processEvents(epoll_event* events, int n) {
+  // Also runs libcoap's timers: coap_io_do_epoll() prepares the next wait when it is done.
+  coap_io_do_epoll(context_.get(), events, static_cast<std::size_t>(std::max(n, 0)));
+  afterIo();
+}
+
+void Server::afterIo() {
   hookCertificateChecks();
   applyPendingCloses();
   serviceClient();

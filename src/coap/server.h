@@ -3,7 +3,7 @@
 // DTLS credentials (PSK looked up per handshake, X.509 chained to a CA), the table of live
 // sessions with the identity each one proved, and the resources the agent serves.
 //
-// The event loop drives it through fd()/nextTimeout()/process(); all libcoap callbacks land in
+// The event loop drives it through fd()/nextTimeout()/processEvents(); all libcoap callbacks land in
 // this folder, are turned into plain C++ values, and never let an exception escape into C.
 
 #include "coap/message.h"
@@ -28,6 +28,7 @@
 #include <vector>
 
 struct coap_context_t;
+struct epoll_event;
 struct coap_session_t;
 struct coap_bin_const_t;
 struct coap_resource_t;
@@ -359,12 +360,16 @@ class Server {
   /// Installs the per-address handshake admission check (PSK and X.509 handshakes).
   void setHandshakeGate(HandshakeGate gate) { handshake_gate_ = std::move(gate); }
 
-  /// The fd to watch for readability (libcoap's own epoll set).
+  /// libcoap's own epoll set: an event loop waits on it directly and hands what it returned to
+  /// processEvents(), or watches it for readability and calls process().
   [[nodiscard]] int fd() const;
   /// Milliseconds until libcoap must run again even without I/O; nullopt if nothing is due.
   [[nodiscard]] std::optional<std::chrono::milliseconds> nextTimeout();
   /// Reads what is ready, runs libcoap's timers and applies deferred session closes. Never throws.
   void process();
+  /// Like process(), for events an epoll_wait on fd() has already returned (n may be 0: then
+  /// only the timers and deferred work run). Saves process()'s own epoll_wait.
+  void processEvents(epoll_event* events, int n);
 
   /// Closes (close_notify) every session whose peer matches; returns how many. Applied
   /// immediately, outside any libcoap callback.
@@ -506,6 +511,8 @@ class Server {
   /// New DTLS sessions get the X.509 verify hook once libcoap has made their TLS context.
   void hookCertificateChecks();
   SessionEntry& entryFor(coap_session_t* session);
+  /// What process() and processEvents() do after libcoap: hooks, closes, client results, events.
+  void afterIo();
   void applyPendingCloses();
 
   struct ContextDeleter {

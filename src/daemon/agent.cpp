@@ -186,11 +186,10 @@ Agent::Agent(config::Config cfg) : config_(std::move(cfg)), keystore_(openKeysto
     loop_.addTimer(kUpstreamTick, [this] { upstream_->tick(); });
   }
 
-  loop_.watch(server_->fd(), [this] { server_->process(); });
   loop_.setTimeoutProvider([this] { return server_->nextTimeout(); });
-  // libcoap's retransmission and session timers run on every wakeup, with or without I/O; when
-  // libcoap's own callback was the last to run, it has just run them.
-  loop_.setAfterWake([this] { server_->process(); }, server_->fd());
+  // The loop waits on libcoap's epoll set itself (one epoll_wait per packet under load); libcoap's
+  // retransmission and session timers run on every wakeup, with or without I/O.
+  loop_.nestIn(server_->fd(), [this](epoll_event* events, int n) { server_->processEvents(events, n); });
   loop_.watch(signals_.fd(), [this] { onSignals(); });
   loop_.addTimer(kKeystorePoll, [this] { pollKeystore(); });
   loop_.addTimer(kBucketSweep, [this] { limits_.sweep(); });

@@ -134,6 +134,34 @@ void EventLoop::cancelTimer(int id) {
   timers_.erase(it);
 }
 
+void EventLoop::nestIn(int outer_epfd, OuterWake on_wake) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = this;  // tells our set's readiness apart from the outer set's own events
+  if (epoll_ctl(outer_epfd, EPOLL_CTL_ADD, epoll_fd_, &ev) != 0) throwErrno("epoll_ctl (nest)");
+  outer_epfd_ = outer_epfd;
+  on_outer_wake_ = std::move(on_wake);
+}
+
+bool EventLoop::dispatchOwn(int timeout_ms) {
+  std::array<epoll_event, 32> events{};
+  const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+  if (n < 0) {
+    if (errno == EINTR) return false;
+    throwErrno("epoll_wait");
+  }
+  bool ran = false;
+  for (int i = 0; i < n && running_; ++i) {
+    const epoll_event& ev = events[static_cast<std::size_t>(i)];
+    auto it = watches_.find(ev.data.fd);
+    if (it == watches_.end()) continue;  // unwatched by an earlier callback in this batch
+    auto cb = it->second;  // keeps the callback alive even if it unwatches itself
+    ran = true;
+    (*cb)(fromEpoll(ev.events));
+  }
+  return ran;
+}
+
 void EventLoop::run() {
   running_ = true;
   std::array<epoll_event, 32> events{};
@@ -142,23 +170,27 @@ void EventLoop::run() {
     if (timeout_provider_) {
       if (auto t = timeout_provider_()) timeout_ms = static_cast<int>(std::min<std::int64_t>(t->count(), 60000));
     }
-    const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (outer_epfd_ < 0) {
+      dispatchOwn(timeout_ms);
+      continue;
+    }
+    int n = epoll_wait(outer_epfd_, events.data(), static_cast<int>(events.size()), timeout_ms);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      throwErrno("epoll_wait");
+      if (errno != EINTR) throwErrno("epoll_wait");
+      n = 0;
     }
-    int last_fd = -1;
-    for (int i = 0; i < n && running_; ++i) {
+    bool own_ready = false;
+    int outer = 0;
+    for (int i = 0; i < n; ++i) {
       const epoll_event& ev = events[static_cast<std::size_t>(i)];
-      auto it = watches_.find(ev.data.fd);
-      if (it == watches_.end()) continue;  // unwatched by an earlier callback in this batch
-      auto cb = it->second;  // keeps the callback alive even if it unwatches itself
-      last_fd = ev.data.fd;
-      (*cb)(fromEpoll(ev.events));
+      if (ev.data.ptr == this) {
+        own_ready = true;
+      } else {
+        events[static_cast<std::size_t>(outer++)] = ev;
+      }
     }
-    // Under load nearly every wakeup is libcoap's fd, whose callback has just done what
-    // after_wake_ would do again (one more epoll_wait and timer pass per packet).
-    if (after_wake_ && running_ && (last_fd < 0 || last_fd != after_wake_done_by_)) after_wake_();
+    on_outer_wake_(events.data(), outer);
+    if (own_ready && running_ && dispatchOwn(0) && running_) on_outer_wake_(nullptr, 0);
   }
 }
 

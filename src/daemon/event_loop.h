@@ -1,6 +1,7 @@
 #pragma once
-// The agent's single event loop: one epoll set holding libcoap's fd, a signalfd and timerfds.
-// Nothing registered here may block. Callbacks may add or remove watches; the loop copes.
+// The agent's single event loop: one epoll set holding a signalfd, timerfds and Avahi's fds,
+// nested inside libcoap's epoll set, on which the loop waits (nestIn()). Nothing registered
+// here may block. Callbacks may add or remove watches; the loop copes.
 
 #include <chrono>
 #include <cstdint>
@@ -8,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+
+struct epoll_event;
 
 namespace coap_edge::daemon {
 
@@ -49,12 +52,17 @@ class EventLoop {
   void cancelTimer(int id);
   /// Asked before each wait: the longest the loop may sleep (libcoap's retransmission timers).
   void setTimeoutProvider(TimeoutProvider provider) { timeout_provider_ = std::move(provider); }
-  /// Called after every wakeup, ready fds or not (libcoap's timers run there), except one whose
-  /// last callback was the watch of `done_by_fd` (when that callback does the same work).
-  void setAfterWake(FdCallback fn, int done_by_fd = -1) {
-    after_wake_ = std::move(fn);
-    after_wake_done_by_ = done_by_fd;
-  }
+  /// The events of the outer set itself from one wakeup (never the loop's own); n may be 0.
+  using OuterWake = std::function<void(epoll_event* events, int n)>;
+  /// Waits on `outer_epfd`, another epoll set (libcoap's), with this loop's own set nested in
+  /// it, instead of the other way round: under load nearly every wakeup is the outer set's,
+  /// and it then costs one epoll_wait instead of two (ours, then the outer set's own). After
+  /// every wakeup, ready fds or not, `on_wake` gets the outer set's events first (the owner
+  /// dispatches them at once, before a callback here can free what they point to; its timers
+  /// run there too), then the loop's own ready fds get their callbacks, and if any ran,
+  /// `on_wake` is called once more with none (it handles what they started). The outer set
+  /// must outlive the loop or be closed first; events registered in it must not carry `this`.
+  void nestIn(int outer_epfd, OuterWake on_wake);
 
   /// Runs until stop(). Returns normally; errors from epoll itself throw std::system_error.
   void run();
@@ -67,9 +75,11 @@ class EventLoop {
   int addTimerFd(FdCallback on_expiry);
   std::unordered_map<int, std::shared_ptr<EventCallback>> watches_;
   std::unordered_map<int, int> timers_;  // timer id -> timerfd (id == fd)
+  /// Runs the callbacks of the loop's own ready fds (wait 0 ms); true if any ran.
+  bool dispatchOwn(int timeout_ms);
   TimeoutProvider timeout_provider_;
-  FdCallback after_wake_;
-  int after_wake_done_by_ = -1;
+  int outer_epfd_ = -1;
+  OuterWake on_outer_wake_;
 };
 
 }  // namespace coap_edge::daemon

@@ -1,5 +1,6 @@
 // The daemon's own logic: what /status tells an operator, and the event loop's timers and
-// watches (callbacks that remove watches while the loop iterates).
+// watches (callbacks that remove watches while the loop iterates, the loop nested in another
+// epoll set as the agent nests it in libcoap's).
 
 #include "daemon/access_filter.h"
 #include "daemon/event_loop.h"
@@ -7,6 +8,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,49 +83,101 @@ TEST(EventLoop, CallbackMayUnwatchAnotherReadyFd) {
   for (int fd : {a[0], a[1], b[0], b[1]}) close(fd);
 }
 
-TEST(EventLoop, TimeoutProviderBoundsTheWaitAndAfterWakeRuns) {
-  EventLoop loop;
-  int wakes = 0;
-  loop.setTimeoutProvider([] { return std::optional<std::chrono::milliseconds>(5ms); });
-  loop.setAfterWake([&] {
-    if (++wakes == 4) loop.stop();
-  });
-  loop.run();
-  EXPECT_EQ(wakes, 4);
-}
-
 // Stops the loop after `limit` whatever happens, so no test below can hang.
 void stopAfter(EventLoop& loop, std::chrono::milliseconds limit) {
   loop.addTimeout(std::chrono::steady_clock::now() + limit, [&loop] { loop.stop(); });
 }
 
-TEST(EventLoop, AfterWakeIsSkippedWhenTheWatchDoingItsWorkRanLast) {
+// An epoll set standing in for libcoap's (the agent nests its loop in libcoap's own).
+struct OuterSet {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  ~OuterSet() { close(fd); }
+  void add(int watched, void* tag) const {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = tag;
+    ASSERT_EQ(epoll_ctl(fd, EPOLL_CTL_ADD, watched, &ev), 0);
+  }
+};
+
+TEST(EventLoop, NestedLoopWakesTheOuterOwnerOnEveryTimeoutBoundedWait) {
+  OuterSet outer;
+  ASSERT_GE(outer.fd, 0);
+  EventLoop loop;
+  int wakes = 0;
+  int events_seen = 0;
+  loop.setTimeoutProvider([] { return std::optional<std::chrono::milliseconds>(5ms); });
+  loop.nestIn(outer.fd, [&](epoll_event*, int n) {
+    events_seen += n;
+    if (++wakes == 4) loop.stop();
+  });
+  loop.run();
+  EXPECT_EQ(wakes, 4);
+  EXPECT_EQ(events_seen, 0);  // nothing was ready: the owner's timers ran on timeouts alone
+}
+
+TEST(EventLoop, NestedLoopHandsOuterEventsFirstThenRunsItsOwnThenWakesTheOwnerAgain) {
   int a[2], b[2];
   ASSERT_EQ(pipe(a), 0);
   ASSERT_EQ(pipe(b), 0);
+  OuterSet outer;
+  int tag = 0;
+  outer.add(a[0], &tag);
   ASSERT_EQ(write(a[1], "x", 1), 1);
+  ASSERT_EQ(write(b[1], "x", 1), 1);
   EventLoop loop;
   std::vector<std::string> ran;
   char c = 0;
-  loop.watch(a[0], [&] {
-    ASSERT_EQ(read(a[0], &c, 1), 1);
-    ran.push_back("a");
-    ASSERT_EQ(write(b[1], "x", 1), 1);  // the next wakeup is b's
-  });
   loop.watch(b[0], [&] {
     ASSERT_EQ(read(b[0], &c, 1), 1);
-    ran.push_back("b");
+    ran.push_back("own b");
   });
-  loop.setAfterWake(
-      [&] {
-        ran.push_back("after");
-        loop.stop();
-      },
-      a[0]);
+  loop.nestIn(outer.fd, [&](epoll_event* events, int n) {
+    std::string what = "outer " + std::to_string(n);
+    for (int i = 0; i < n; ++i) {
+      // Only the outer set's own registrations, never the nested loop's.
+      EXPECT_EQ(events[i].data.ptr, &tag);
+      ASSERT_EQ(read(a[0], &c, 1), 1);
+    }
+    ran.push_back(what);
+    if (ran.size() >= 3) loop.stop();
+  });
   stopAfter(loop, 2s);
   loop.run();
-  EXPECT_EQ(ran, (std::vector<std::string>{"a", "b", "after"}));
+  // One wakeup: the outer event first (the owner may free what it points to), then the loop's
+  // callback, then the owner again for what that callback started.
+  EXPECT_EQ(ran, (std::vector<std::string>{"outer 1", "own b", "outer 0"}));
   for (int fd : {a[0], a[1], b[0], b[1]}) close(fd);
+}
+
+TEST(EventLoop, NestedLoopWithOnlyOuterEventsWakesTheOwnerOncePerWakeup) {
+  int a[2];
+  ASSERT_EQ(pipe(a), 0);
+  OuterSet outer;
+  int tag = 0;
+  outer.add(a[0], &tag);
+  EventLoop loop;
+  std::vector<int> wakes;
+  char c = 0;
+  int written = 0;
+  loop.nestIn(outer.fd, [&](epoll_event*, int n) {
+    wakes.push_back(n);
+    if (n > 0) {
+      ASSERT_EQ(read(a[0], &c, 1), 1);
+    }
+    if (written == 3) {
+      loop.stop();
+      return;
+    }
+    ASSERT_EQ(write(a[1], "x", 1), 1);
+    ++written;
+  });
+  loop.setTimeoutProvider([] { return std::optional<std::chrono::milliseconds>(1000ms); });
+  stopAfter(loop, 2s);
+  ASSERT_EQ(write(a[1], "x", 1), 1);
+  loop.run();
+  EXPECT_EQ(wakes, (std::vector<int>{1, 1, 1, 1}));
+  for (int fd : {a[0], a[1]}) close(fd);
 }
 
 TEST(EventLoop, OneShotTimeoutsFireOnceInOrderAndMayBeRearmed) {
