@@ -25,12 +25,15 @@ parse_common_args() {
       --hold) HOLD=$2; shift 2 ;;
       --repeat) REPEAT=$2; shift 2 ;;
       --x509) AUTH=x509; shift ;;
+      --agent-receive-buffer) AGENT_RECEIVE_BUFFER=$2; shift 2 ;;
       --json-out) JSON_OUT=$2; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
   [[ "$REPEAT" =~ ^[1-9][0-9]?$ ]] || die "--repeat takes 1..99"
+  [[ -z "${AGENT_RECEIVE_BUFFER:-}" || "$AGENT_RECEIVE_BUFFER" =~ ^[0-9]+$ ]] ||
+    die "--agent-receive-buffer takes a number of bytes (0: the kernel's default, as the peer has)"
   [[ -n "$BUILD_DIR" ]] || BUILD_DIR="$BENCH_LIB_DIR/../build"
   BUILD_DIR=$(cd "$BUILD_DIR" && pwd) || die "no build directory $BUILD_DIR"
   AGENT="$BUILD_DIR/src/daemon/coap-edge-agent"
@@ -142,6 +145,7 @@ log_level = "warning"
 [downstream]
 listen = ["127.0.0.1:$port"]
 idle_timeout = "300s"
+$(if [[ -n "${AGENT_RECEIVE_BUFFER:-}" ]]; then printf 'receive_buffer_bytes = %s\n' "$AGENT_RECEIVE_BUFFER"; fi)
 $(if [[ "$AUTH" == x509 ]]; then
     printf 'certificate = "%s"\nprivate_key = "%s"\nca = "%s"\n' "$PKI/gw-bench.crt" "$PKI/gw-bench.key" "$PKI/ca.crt"
   fi)

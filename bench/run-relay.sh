@@ -20,10 +20,13 @@ usage() {
   cat <<'TXT'
 usage: bench/run-relay.sh [--build-dir DIR] [--sessions N] [--workers W] [--outstanding K]
                           [--duration S] [--repeat R] [--variants "uncached cached"] [--json-out FILE]
+                          [--agent-receive-buffer BYTES]
 Defaults: build dir ./build, 100 sessions, 2 worker processes, 4 outstanding GETs per session, 5 s,
 1 round (each round runs, per variant, coap-edge, libcoap's proxy and the node directly; the
 summary is the median over the rounds), both variants. DTLS-PSK only.
 Needs coap-client-openssl or coap-client-gnutls (Debian libcoap3-bin) for the node's registration.
+--agent-receive-buffer 0 gives coap-edge the kernel's default receive buffer, as the peers have
+(its own default is 1 MiB, [downstream] receive_buffer_bytes).
 TXT
 }
 

@@ -8,9 +8,12 @@ usage() {
   cat <<'TXT'
 usage: bench/run-termination.sh [--build-dir DIR] [--sessions N] [--workers W] [--outstanding K]
                                 [--duration S] [--repeat R] [--x509] [--json-out FILE]
+                                [--agent-receive-buffer BYTES]
 Defaults: build dir ./build, 100 sessions, 2 worker processes, 4 outstanding GETs per session, 5 s,
 1 round (each round runs coap-edge, then the peer; the summary is the median over the rounds),
 DTLS-PSK (--x509: ECDHE-ECDSA with client certificates from a CA made with coap-edge-ctl).
+--agent-receive-buffer 0 gives coap-edge the kernel's default receive buffer, as the peer has
+(its own default is 1 MiB, [downstream] receive_buffer_bytes).
 TXT
 }
 

@@ -92,6 +92,8 @@ struct ServerSettings {
   std::chrono::seconds dtls_half_open_timeout{120};
   /// What all sessions may keep together to answer duplicate requests (RecentResponsesBudget).
   std::size_t duplicate_max_bytes = RecentResponsesBudget::kDefaultLimit;
+  /// SO_RCVBUF of every endpoint's socket; 0 leaves the kernel's default.
+  std::uint32_t receive_buffer_bytes = 0;
 };
 
 /// A startup failure with a message fit for the operator (turned into exit code 78 or 1).

@@ -71,6 +71,14 @@ struct DownstreamSection {
   /// from its peer for this long may be dropped to make room for a new handshake. Longer than
   /// the largest retransmission timeout, so a slow peer is not cut off between two flights.
   std::chrono::milliseconds dtls_half_open_timeout{std::chrono::minutes(2)};
+  /// [downstream] receive_buffer_bytes: SO_RCVBUF of every listen and plain_listen socket, so
+  /// that a burst of datagrams while the agent waits for a core is queued, not dropped (each
+  /// drop costs its client a 2-3 s retransmission). 0 leaves the kernel's default (208 KiB on
+  /// Debian); the kernel caps a request at net.core.rmem_max.
+  std::uint32_t receive_buffer_bytes = kDefaultReceiveBufferBytes;
+  static constexpr std::uint32_t kDefaultReceiveBufferBytes = 1024 * 1024;
+  static constexpr std::uint32_t kMinReceiveBufferBytes = 64 * 1024;
+  static constexpr std::uint32_t kMaxReceiveBufferBytes = 64 * 1024 * 1024;
   [[nodiscard]] bool x509() const { return certificate.has_value(); }
 };
 

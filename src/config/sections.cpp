@@ -114,6 +114,19 @@ void downstreamDtlsHalfOpenTimeout(Context& ctx, const toml::node& value) {
   }
 }
 
+void downstreamReceiveBufferBytes(Context& ctx, const toml::node& value) {
+  using D = DownstreamSection;
+  const auto n = readInteger(ctx, value, "[downstream] receive_buffer_bytes", 0, D::kMaxReceiveBufferBytes);
+  if (!n) return;
+  if (*n != 0 && *n < D::kMinReceiveBufferBytes) {
+    // Below the kernel's own default: it would only make drops under a burst more likely.
+    ctx.fail(value, fmt::format("[downstream] receive_buffer_bytes must be 0 (the kernel's default) or from {} to {}, not {}",
+                                D::kMinReceiveBufferBytes, D::kMaxReceiveBufferBytes, *n));
+    return;
+  }
+  ctx.config.downstream.receive_buffer_bytes = static_cast<std::uint32_t>(*n);
+}
+
 // ---- [discovery] ----
 
 bool validInterfaceName(std::string_view name) {
@@ -249,7 +262,7 @@ constexpr std::array<KeySpec, 5> kAgentKeys{{
     {"metrics_interval", &agentMetricsInterval},
 }};
 
-constexpr std::array<KeySpec, 10> kDownstreamKeys{{
+constexpr std::array<KeySpec, 11> kDownstreamKeys{{
     {"listen", &downstreamListen},
     {"plain_listen", &downstreamPlainListen},
     {"certificate", &downstreamCertificate},
@@ -260,6 +273,7 @@ constexpr std::array<KeySpec, 10> kDownstreamKeys{{
     {"dtls_retransmit_min", &downstreamDtlsRetransmitMin},
     {"dtls_retransmit_max", &downstreamDtlsRetransmitMax},
     {"dtls_half_open_timeout", &downstreamDtlsHalfOpenTimeout},
+    {"receive_buffer_bytes", &downstreamReceiveBufferBytes},
 }};
 
 constexpr std::array<KeySpec, 10> kDiscoveryKeys{{

@@ -111,6 +111,7 @@ coap::ServerSettings serverSettings(const config::Config& cfg) {
   s.dtls_retransmit_min = cfg.downstream.dtls_retransmit_min;
   s.dtls_retransmit_max = cfg.downstream.dtls_retransmit_max;
   s.dtls_half_open_timeout = std::chrono::ceil<std::chrono::seconds>(cfg.downstream.dtls_half_open_timeout);
+  s.receive_buffer_bytes = cfg.downstream.receive_buffer_bytes;
   return s;
 }
 
@@ -316,8 +317,9 @@ void Agent::reload() {
     return true;
   };
   if (!sameListen(before, after) || before.psk != after.psk || before.pki.has_value() != after.pki.has_value() ||
+      before.receive_buffer_bytes != after.receive_buffer_bytes ||
       next.agent.state_dir.value != config_.agent.state_dir.value) {
-    CE_LOG_WARN("listen addresses, credentials mode or state_dir changed: restart the agent to apply them");
+    CE_LOG_WARN("listen addresses, receive_buffer_bytes, credentials mode or state_dir changed: restart the agent to apply them");
   }
   log::setMaxLevel(next.agent.log_level);
   coap::Runtime::setLogLevel(next.agent.log_level);

@@ -94,6 +94,8 @@ TEST(configDefaults, EmptyFileGivesSecureDefaults) {
   EXPECT_EQ(config.downstream.dtls_retransmit_min, 9s);
   EXPECT_EQ(config.downstream.dtls_retransmit_max, 60s);
   EXPECT_EQ(config.downstream.dtls_half_open_timeout, 2min);
+  // Room for a burst of about 2,500 small datagrams instead of the kernel's ~256.
+  EXPECT_EQ(config.downstream.receive_buffer_bytes, 1024U * 1024);
   EXPECT_EQ(config.limits.max_sessions, 10000U);
 }
 
@@ -555,6 +557,21 @@ TEST(configErrors, WrongTypesNameExpectedAndFound) {
             "x.toml:2:8: [agent] name must be a string like \"gw-01\", not a date");
   EXPECT_EQ(errorOf("[agent]\nlog_level = [\"info\"]\n"),
             "x.toml:2:13: [agent] log_level must be a string like \"info\", not an array");
+}
+
+TEST(configValid, ReceiveBufferIsReadAndZeroLeavesTheKernelDefault) {
+  EXPECT_EQ(parseOk("[downstream]\nreceive_buffer_bytes = 4194304\n").downstream.receive_buffer_bytes, 4194304U);
+  EXPECT_EQ(parseOk("[downstream]\nreceive_buffer_bytes = 0\n").downstream.receive_buffer_bytes, 0U);
+}
+
+TEST(configErrors, ReceiveBufferBelowTheKernelsOwnOrTooLargeIsRefused) {
+  EXPECT_EQ(errorOf("[downstream]\nreceive_buffer_bytes = 4096\n"),
+            "x.toml:2:24: [downstream] receive_buffer_bytes must be 0 (the kernel's default) or from 65536 to "
+            "67108864, not 4096");
+  EXPECT_EQ(errorOf("[downstream]\nreceive_buffer_bytes = 67108865\n"),
+            "x.toml:2:24: [downstream] receive_buffer_bytes must be between 0 and 67108864, not 67108865");
+  EXPECT_EQ(errorOf("[downstream]\nreceive_buffer_bytes = \"1M\"\n"),
+            "x.toml:2:24: [downstream] receive_buffer_bytes must be an integer, not a string");
 }
 
 TEST(configErrors, DtlsTimersMustFitTogether) {
