@@ -106,6 +106,21 @@ TEST(ReceiveBuffer, ABurstWhileTheAgentCannotRunIsAnsweredInFullByDefault) {
   EXPECT_EQ(requestsAnsweredAfterAPause(agent, plain), kBurst) << agent.log();
 }
 
+TEST(ReceiveBuffer, ASizeAboveTheKernelsCapIsLoggedWithWhatWasGranted) {
+  const long rmem_max = procSysValue("/proc/sys/net/core/rmem_max");
+  if (rmem_max >= 64L * 1024 * 1024) GTEST_SKIP() << "net.core.rmem_max is " << rmem_max << ": nothing caps 64 MiB";
+  TempDir dir;
+  const auto port = freeUdpPort();
+  AgentUnderTest agent(dir, baseConfig(dir, port, "receive_buffer_bytes = 67108864\n"));
+  ASSERT_TRUE(agent.ready()) << agent.log();
+  // The operator learns what the kernel granted and which setting caps it; the agent runs on.
+  EXPECT_NE(agent.log().find("receive buffer of 127.0.0.1:" + std::to_string(port) + " is " + std::to_string(rmem_max) +
+                             " bytes, not the 67108864 of [downstream] receive_buffer_bytes: the kernel caps it at "
+                             "net.core.rmem_max"),
+            std::string::npos)
+      << agent.log();
+}
+
 TEST(ReceiveBuffer, TheKernelsDefaultBufferLosesPartOfTheSameBurst) {
   // What the default above prevents; if this host's default already holds the burst there is
   // nothing to show.
