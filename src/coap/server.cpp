@@ -49,6 +49,31 @@ int probeBind(const coap_address_t& addr) {
   return err;
 }
 
+// A burst of datagrams that arrives while the agent waits for a core is queued in the socket;
+// the kernel's default (208 KiB: about 256 small datagrams) drops the rest, and each dropped
+// request costs its client a retransmission timeout (2-3 s).
+void sizeReceiveBuffer(coap_endpoint_t* ep, std::uint32_t bytes, const std::string& shown) {
+  const int fd = coap_endpoint_get_fd(ep);
+  if (fd < 0) return;
+  const int want = static_cast<int>(std::min<std::uint32_t>(bytes, std::numeric_limits<int>::max() / 2));
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) {
+    CE_LOG_WARN("cannot set the receive buffer of {} to {} bytes: {}", shown, want, std::strerror(errno));
+    return;
+  }
+  int granted = 0;
+  socklen_t len = sizeof(granted);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len) != 0) return;
+  // Linux reports twice what it was asked for (the rest is its bookkeeping), capped at
+  // 2 x net.core.rmem_max; without CAP_NET_ADMIN nothing gets past that cap.
+  if (granted / 2 < want) {
+    CE_LOG_NOTICE("receive buffer of {} is {} bytes, not the {} of [downstream] receive_buffer_bytes: the kernel "
+                  "caps it at net.core.rmem_max; raise that (sysctl) to absorb larger bursts",
+                  shown, granted / 2, want);
+  } else {
+    CE_LOG_INFO("receive buffer of {}: {} bytes", shown, want);
+  }
+}
+
 }  // namespace
 
 void Server::ContextDeleter::operator()(coap_context_t* ctx) const noexcept { coap_free_context(ctx); }
@@ -239,35 +264,6 @@ void Server::drain(std::chrono::milliseconds budget) {
     coap_io_process(context_.get(), 50);
   }
 }
-
-namespace {
-
-// A burst of datagrams that arrives while the agent waits for a core is queued in the socket;
-// the kernel's default (208 KiB: about 256 small datagrams) drops the rest, and each dropped
-// request costs its client a retransmission timeout (2-3 s).
-void sizeReceiveBuffer(coap_endpoint_t* ep, std::uint32_t bytes, const std::string& shown) {
-  const int fd = coap_endpoint_get_fd(ep);
-  if (fd < 0) return;
-  const int want = static_cast<int>(std::min<std::uint32_t>(bytes, std::numeric_limits<int>::max() / 2));
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) {
-    CE_LOG_WARN("cannot set the receive buffer of {} to {} bytes: {}", shown, want, std::strerror(errno));
-    return;
-  }
-  int granted = 0;
-  socklen_t len = sizeof(granted);
-  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len) != 0) return;
-  // Linux reports twice what it was asked for (the rest is its bookkeeping), capped at
-  // 2 x net.core.rmem_max; without CAP_NET_ADMIN nothing gets past that cap.
-  if (granted / 2 < want) {
-    CE_LOG_NOTICE("receive buffer of {} is {} bytes, not the {} of [downstream] receive_buffer_bytes: the kernel "
-                  "caps it at net.core.rmem_max; raise that (sysctl) to absorb larger bursts",
-                  shown, granted / 2, want);
-  } else {
-    CE_LOG_INFO("receive buffer of {}: {} bytes", shown, want);
-  }
-}
-
-}  // namespace
 
 void Server::bindEndpoints(const ServerSettings& settings) {
   // Ports our own earlier endpoints hold: "0.0.0.0:5684" next to the dual-stack "[::]:5684"
